@@ -1,0 +1,3 @@
+from tcpwatch.cli.app import main
+
+main()

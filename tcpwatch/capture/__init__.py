@@ -1,0 +1,1 @@
+"""Capture sources (files, live interfaces, tshark) and the frame decoder."""
