@@ -1,0 +1,147 @@
+"""Per-segment analysis, with Wireshark's names for what it finds.
+
+Each segment gets a bit set of marks. The rules follow the Wireshark User's
+Guide, chapter "TCP Analysis"; where several apply, the precedence is
+Wireshark's: keep-alive, spurious retransmission, fast retransmission,
+out-of-order, retransmission.
+
+The analysis runs before the tracker updates the sender's sequence state, so
+``sender.last`` is still the highest sequence number seen *before* this
+segment.
+"""
+
+from tcpwatch.capture.segment import FIN, RST, SYN
+from tcpwatch.flow.endpoint import Endpoint
+
+RETRANSMISSION = 1 << 0
+FAST_RETRANSMISSION = 1 << 1
+SPURIOUS_RETRANSMISSION = 1 << 2
+OUT_OF_ORDER = 1 << 3
+PREVIOUS_SEGMENT_NOT_CAPTURED = 1 << 4
+DUP_ACK = 1 << 5
+ZERO_WINDOW = 1 << 6
+WINDOW_FULL = 1 << 7
+ZERO_WINDOW_PROBE = 1 << 8
+KEEP_ALIVE = 1 << 9
+WINDOW_UPDATE = 1 << 10
+BAD_CHECKSUM = 1 << 11
+STRAY_SYN = 1 << 12
+PORT_REUSE = 1 << 13
+
+ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+
+MARK_NAMES = {
+    RETRANSMISSION: "retransmission",
+    FAST_RETRANSMISSION: "fast retransmission",
+    SPURIOUS_RETRANSMISSION: "spurious retransmission",
+    OUT_OF_ORDER: "out-of-order",
+    PREVIOUS_SEGMENT_NOT_CAPTURED: "previous segment not captured",
+    DUP_ACK: "duplicate ACK",
+    ZERO_WINDOW: "zero window",
+    WINDOW_FULL: "window full",
+    ZERO_WINDOW_PROBE: "zero-window probe",
+    KEEP_ALIVE: "keep-alive",
+    WINDOW_UPDATE: "window update",
+    BAD_CHECKSUM: "bad checksum",
+    STRAY_SYN: "SYN inside the connection",
+    PORT_REUSE: "port numbers reused",
+}
+
+# Wireshark calls a segment that fills a hole out-of-order, not a
+# retransmission, when it arrives within this long of the highest segment and
+# no handshake round-trip time is known.
+DEFAULT_REORDER_WINDOW = 0.003
+
+# A fast retransmission follows the duplicate ACKs within this long.
+FAST_RETRANSMISSION_WINDOW = 0.02
+
+
+def mark_names(marks: int) -> list[str]:
+    """Return the names of the marks set in ``marks``, in bit order."""
+    return [name for bit, name in MARK_NAMES.items() if marks & bit]
+
+
+def analyze_data(
+    sender: Endpoint,
+    receiver: Endpoint,
+    flags: int,
+    payload_len: int,
+    rel_seq: int,
+    seg_len: int,
+    ts: float,
+    reorder_window: float,
+) -> int:
+    """Classify a segment's place in the sender's sequence space."""
+    if (
+        flags & (SYN | FIN | RST) == 0
+        and payload_len <= 1
+        and rel_seq == sender.last - 1
+    ):
+        # RFC 9293 section 3.8.4: a probe one byte below the next sequence
+        # number, empty or with one garbage byte, is neither data nor loss.
+        return KEEP_ALIVE
+    if seg_len <= 0 or flags & RST:
+        return 0
+    if rel_seq < sender.last:
+        end = rel_seq + seg_len
+        if end <= sender.ack:
+            return SPURIOUS_RETRANSMISSION
+        if (
+            receiver.dup_ack_run >= 2
+            and rel_seq == sender.ack
+            and receiver.last_ack_sent == sender.ack
+            and ts - receiver.last_time <= FAST_RETRANSMISSION_WINDOW
+        ):
+            return FAST_RETRANSMISSION
+        if fills_hole(sender, rel_seq, end) and ts - sender.last_time <= reorder_window:
+            return OUT_OF_ORDER
+        return RETRANSMISSION
+    if rel_seq > sender.last and sender.last > 0:
+        return PREVIOUS_SEGMENT_NOT_CAPTURED
+    return 0
+
+
+def fills_hole(sender: Endpoint, start: int, end: int) -> bool:
+    """Return whether ``[start, end)`` covers bytes the sender was not seen to send."""
+    if start >= sender.reassem and not sender.blocks:
+        return start < sender.last
+    for block_start, block_end in sender.blocks:
+        if start < block_start:
+            return True
+        if start < block_end:
+            start = block_end
+            if start >= end:
+                return False
+    return start < end and start >= sender.reassem
+
+
+def analyze_ack(
+    sender: Endpoint,
+    receiver: Endpoint,
+    flags: int,
+    payload_len: int,
+    rel_seq: int,
+    rel_ack: int,
+    window: int,
+) -> int:
+    """Classify what an ACK says about the receiver's progress and window."""
+    marks = 0
+    if window == 0 and flags & (SYN | FIN | RST) == 0:
+        marks |= ZERO_WINDOW
+    if payload_len or flags & (SYN | FIN | RST):
+        if payload_len == 1 and receiver.window == 0 and rel_seq == sender.last:
+            marks |= ZERO_WINDOW_PROBE
+        elif (
+            payload_len
+            and receiver.window > 0
+            and rel_seq + payload_len >= sender.ack + receiver.window
+        ):
+            marks |= WINDOW_FULL
+        return marks
+    if rel_ack == sender.last_ack_sent and rel_seq == sender.last:
+        if window == sender.last_window_sent and window != 0:
+            if receiver.last > rel_ack:
+                marks |= DUP_ACK
+        elif window > sender.last_window_sent >= 0:
+            marks |= WINDOW_UPDATE
+    return marks

@@ -1,0 +1,792 @@
+"""The flow tracker: segments in, connections out. Sans-IO.
+
+Theory of operation
+-------------------
+``FlowTracker.process`` takes one decoded ``Segment`` at a time, in capture
+order. It never reads a clock, a socket or a terminal: time is the segment's
+timestamp. It finds the connection for the segment's 4-tuple (or starts one),
+updates the two endpoints, and classifies the segment. Connections that are
+over are moved to a finished list that the caller drains with
+``pop_finished``; ``flush`` ends the capture and finishes the rest.
+
+Each endpoint goes through the observer states of ``EndpointState``. The
+per-packet steps, and the transitions between those states, follow the order
+of Zeek's TCP analyzer so that ``conn_state``, ``history`` and the byte counts
+can be checked against Zeek's conn.log. Where tcpwatch departs from Zeek on
+purpose (SYN retries after 5 s stay one attempt, a stray SYN inside a
+connection that has carried data does not restart its sequence space), the
+code says so at the spot.
+
+A connection is finished when:
+- both sides have sent FIN, or either has sent RST, and ``close_delay``
+  seconds of capture time pass with no further packet (late ACKs and
+  retransmitted FINs still belong to it);
+- a new SYN on the same 4-tuple opens a new incarnation (port reuse);
+- nothing is seen on it for ``idle_timeout`` seconds of capture time;
+- the capture ends (``flush``).
+"""
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+
+from tcpwatch.capture.segment import ACK, FIN, RST, SYN, Segment
+from tcpwatch.flow import analysis
+from tcpwatch.flow.connection import Connection, SegmentView
+from tcpwatch.flow.endpoint import MAX_BLOCKS, SEQ_HALF, SEQ_MASK, Endpoint
+from tcpwatch.flow.options import TcpOptions, parse_options
+from tcpwatch.flow.states import EndpointState
+from tcpwatch.flow.zeek import (
+    HIST_ACK,
+    HIST_DATA,
+    HIST_FIN,
+    HIST_FIN_RST,
+    HIST_MULTI_FLAG,
+    HIST_RST,
+    HIST_SYN,
+    RESP_SHIFT,
+    flip_on_first_packet,
+)
+
+logger = logging.getLogger("tcpwatch.flow")
+
+INACTIVE = EndpointState.INACTIVE
+SYN_SENT = EndpointState.SYN_SENT
+SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
+PARTIAL = EndpointState.PARTIAL
+ESTABLISHED = EndpointState.ESTABLISHED
+CLOSED = EndpointState.CLOSED
+RESET = EndpointState.RESET
+
+# Zeek's TOO_LARGE_SEQ_DELTA: a SYN or RST whose sequence number jumps further
+# than this from the last one is not trusted to move the sequence state.
+TOO_LARGE_SEQ_DELTA = 1 << 20
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds of silence that finish a connection (Zeek's tcp_inactivity_timeout)."""
+DEFAULT_CLOSE_DELAY = 5.0
+"""Seconds a closed connection waits for late packets (Zeek's tcp_close_delay)."""
+DEFAULT_MAX_SEGMENTS = 20000
+"""Segments kept per connection for its timeline; later ones are counted only."""
+
+_SWEEP_INTERVAL = 1.0
+
+
+class FlowTracker:
+    """Rebuild TCP connections from segments.
+
+    Args:
+        idle_timeout: seconds of capture time without packets after which a
+            connection is finished with teardown ``idle_timeout``.
+        close_delay: seconds a closed connection stays to collect late packets.
+        keep_segments: keep each connection's segments for timelines.
+        max_segments: at most this many segments kept per connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        close_delay: float = DEFAULT_CLOSE_DELAY,
+        keep_segments: bool = False,
+        max_segments: int = DEFAULT_MAX_SEGMENTS,
+    ) -> None:
+        self.idle_timeout = idle_timeout
+        self.close_delay = close_delay
+        self.keep_segments = keep_segments
+        self.max_segments = max_segments
+        self._table: dict[tuple[bytes, int, bytes, int], Connection] = {}
+        self._active: OrderedDict[int, Connection] = OrderedDict()
+        self._closing: deque[Connection] = deque()
+        self._finished: list[Connection] = []
+        self._next_sweep = 0.0
+        self.now = 0.0
+        """Capture time: the latest segment timestamp seen."""
+        self.segments = 0
+        self.connections = 0
+        self.reordered = 0
+        """Segments whose timestamp was earlier than one before them."""
+
+    # -- public API -------------------------------------------------------
+
+    def process(self, seg: Segment) -> Connection:
+        """Account for one segment and return the connection it belongs to."""
+        self.segments += 1
+        ts = seg.ts
+        if ts >= self.now:
+            self.now = ts
+            if ts >= self._next_sweep:
+                self._sweep(ts)
+        else:
+            self.reordered += 1
+
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        conn = self._table.get(key)
+        if conn is not None and seg.flags & SYN and self._is_reuse(conn, seg):
+            self._finish(conn, "reused")
+            conn = None
+        if conn is None:
+            conn = self._open(seg, key)
+        else:
+            self._active.move_to_end(conn.number)
+
+        is_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
+        self._update(conn, seg, is_orig)
+        return conn
+
+    def pop_finished(self) -> list[Connection]:
+        """Return the connections finished since the last call, oldest first."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    def flush(self) -> list[Connection]:
+        """End the capture: finish every connection still tracked."""
+        for conn in list(self._active.values()):
+            self._finish(conn, "closed" if conn.both_done() else "open")
+        return self.pop_finished()
+
+    def active(self) -> Iterator[Connection]:
+        """Iterate over the connections still tracked, least recently active first."""
+        return iter(list(self._active.values()))
+
+    def expire(self, now: float) -> None:
+        """Finish connections that are idle or closed as of capture time ``now``.
+
+        ``process`` does this on its own; live captures call it when no
+        packet arrives for a while.
+        """
+        if now > self.now:
+            self.now = now
+        self._sweep(self.now)
+
+    # -- connection table -------------------------------------------------
+
+    def _open(self, seg: Segment, key: tuple[bytes, int, bytes, int]) -> Connection:
+        self.connections += 1
+        conn = Connection(
+            self.connections, seg.src, seg.sport, seg.dst, seg.dport, seg.ts
+        )
+        flags = seg.flags
+        if not flags & SYN or flags & ACK:
+            # No initial SYN: the roles are a guess (Zeek's WantConnection).
+            conn.roles_inferred = not flags & SYN
+            if flags & SYN:
+                # Departure from Zeek, which trusts port numbers here too: a
+                # SYN-ACK always names its sender the responder.
+                conn.flip()
+            elif flip_on_first_packet(seg.sport, seg.dport, False):
+                conn.flip()
+        if self.keep_segments:
+            conn.segments = []
+        self._table[key] = conn
+        self._table[(seg.dst, seg.dport, seg.src, seg.sport)] = conn
+        self._active[conn.number] = conn
+        return conn
+
+    def _is_reuse(self, conn: Connection, seg: Segment) -> bool:
+        """Return whether a SYN on a known 4-tuple opens a new connection.
+
+        As Zeek's ``IsReuse``, with two departures. Crossing SYNs are one
+        connection (simultaneous open, RFC 9293 section 3.5). On a closed
+        connection, a SYN that repeats the ISN already seen is a retransmission
+        of that SYN, not a new attempt.
+        """
+        orig, resp = conn.orig, conn.resp
+        from_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
+        if seg.flags & ACK:
+            if orig.state != INACTIVE:
+                return False  # a SYN-ACK inside a connection a SYN opened
+            opener = resp
+        else:
+            if not from_orig and orig.state == SYN_SENT and resp.state == INACTIVE:
+                return False  # simultaneous open
+            opener = orig
+        if conn.is_closed():
+            return not (opener.syn_count and seg.seq == opener.isn)
+        if seg.seq == opener.isn:
+            return False
+        if (
+            not seg.flags & ACK
+            and orig.state == SYN_ACK_SENT
+            and resp.state == INACTIVE
+            and seg.seq == resp.isn
+        ):
+            return False  # SYN and SYN-ACK captured in reverse order
+        return True
+
+    def _finish(self, conn: Connection, reason: str) -> None:
+        if conn.finished:
+            return
+        conn.finished = True
+        conn.end_reason = reason
+        key = (conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)
+        if self._table.get(key) is conn:
+            del self._table[key]
+            del self._table[(conn.resp_h, conn.resp_p, conn.orig_h, conn.orig_p)]
+        self._active.pop(conn.number, None)
+        self._finished.append(conn)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_INTERVAL
+        closing = self._closing
+        while closing and closing[0].last_time + self.close_delay < now:
+            conn = closing.popleft()
+            self._finish(conn, "closed")
+        active = self._active
+        limit = now - self.idle_timeout
+        while active:
+            conn = next(iter(active.values()))
+            if conn.last_time >= limit:
+                break
+            self._finish(conn, "closed" if conn.both_done() else "idle_timeout")
+
+    # -- per-segment update (Zeek's TCPAnalyzer::DeliverPacket order) -----
+
+    def _update(self, conn: Connection, seg: Segment, is_orig: bool) -> None:
+        endpoint, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
+        ts = seg.ts
+        if seg.bad_checksum:
+            # Zeek drops a packet with a bad checksum after noting it.
+            self._scaled_history(conn, endpoint, "C")
+            self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
+            return
+
+        flags = seg.flags
+        length = seg.payload_len
+        seg_len = length
+        if flags & SYN:
+            seg_len += 1
+        if flags & FIN:
+            seg_len += 1
+        if flags & RST:
+            seg_len -= length  # data on a RST is not part of the stream
+        first = endpoint.state == INACTIVE
+        marks = 0
+        if first:
+            endpoint.first_time = ts
+        marks |= self._init_endpoint(conn, endpoint, seg, seg_len)
+
+        rel_seq = endpoint.unwrap(seg.seq, endpoint.last)
+        seq_underflow = rel_seq < 0
+        self._update_history(conn, endpoint, flags, rel_seq, length)
+
+        options = None
+        if flags & SYN:
+            options = parse_options(seg.options)
+            self._note_syn(conn, endpoint, peer, seg, options, ts)
+        self._update_window(conn, endpoint, peer, seg, flags)
+
+        if not first and not seq_underflow:
+            marks |= analysis.analyze_data(
+                endpoint,
+                peer,
+                flags,
+                length,
+                rel_seq,
+                seg_len,
+                ts,
+                self._reorder_window(conn),
+            )
+
+        if flags & FIN:
+            endpoint.fin_count += 1
+            endpoint.fin_seq = rel_seq + seg_len
+            if endpoint.fin_time is None:
+                endpoint.fin_time = ts
+        if flags & RST:
+            endpoint.rst_count += 1
+            if endpoint.rst_time is None:
+                endpoint.rst_time = ts
+            if conn.first_rst_orig is None:
+                conn.first_rst_orig = is_orig
+
+        rel_ack = 0
+        if flags & ACK:
+            if peer.state == INACTIVE:
+                rel_ack = 1
+                # Number the peer as though its SYN had been seen just before.
+                peer.isn = (seg.ack - 1) & SEQ_MASK
+                peer.ack = 0
+                peer.last = 0
+            else:
+                rel_ack = peer.unwrap(seg.ack, peer.ack)
+                if rel_ack < 0:
+                    rel_ack = 0
+                elif not flags & RST and rel_ack > peer.ack:
+                    if not (seg.ack == 0 and rel_ack - peer.ack > TOO_LARGE_SEQ_DELTA):
+                        peer.ack = rel_ack
+            marks |= analysis.analyze_ack(
+                endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
+            )
+
+        delta_last = self._update_last_seq(
+            conn, endpoint, rel_seq + seg_len, flags, length
+        )
+        endpoint.last_time = ts
+        if not (conn.orig.did_close and conn.resp.did_close):
+            conn.last_time = max(conn.last_time, ts)
+        if ts < conn.start_time:
+            conn.start_time = ts
+
+        do_close = self._state_machine(
+            conn, endpoint, peer, seg, is_orig, length, delta_last
+        )
+        self._note_handshake(conn, endpoint, peer, flags, is_orig, rel_ack, ts)
+
+        if flags & ACK:
+            self._ack_received(conn, peer, rel_ack)
+        if length and not flags & RST and not seq_underflow:
+            self._data_sent(conn, endpoint, rel_seq + (1 if flags & SYN else 0), length)
+            if endpoint.data_time is None:
+                endpoint.data_time = ts
+        if do_close:
+            self._connection_closed(conn, endpoint, peer)
+
+        endpoint.pkts += 1
+        endpoint.ip_bytes += seg.ip_len
+        self._count_marks(endpoint, marks, seg, rel_ack)
+        self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
+
+    def _init_endpoint(
+        self, conn: Connection, endpoint: Endpoint, seg: Segment, seg_len: int
+    ) -> int:
+        """Set up or restart the endpoint's sequence space (Zeek's init_endpoint)."""
+        flags = seg.flags
+        state = endpoint.state
+        end = (seg.seq + seg_len) & SEQ_MASK
+        if state == INACTIVE:
+            if flags & SYN:
+                endpoint.init_seq(seg.seq, end)
+            else:
+                # Mid-stream: pretend a SYN came just before this segment.
+                endpoint.init_seq((seg.seq - 1) & SEQ_MASK, seg.seq)
+            return 0
+        if not flags & SYN or seg.seq == endpoint.isn:
+            return 0
+        if state in (SYN_SENT, SYN_ACK_SENT):
+            endpoint.init_seq(seg.seq, end)
+            return 0
+        if state in (ESTABLISHED, PARTIAL):
+            if endpoint.size(INACTIVE) > 0:
+                # Departure from Zeek, which restarts the sequence space here:
+                # a SYN with a new ISN inside a connection that has carried
+                # data is stray, and must not inflate its byte counts.
+                conn.stray_syns += 1
+                return analysis.STRAY_SYN
+            endpoint.init_seq(seg.seq, end)
+            return 0
+        if state == RESET and endpoint.prev_state == INACTIVE:
+            # The earlier RST may have been spoofed: trust the SYN instead.
+            endpoint.init_seq(seg.seq, end)
+        return 0
+
+    def _update_history(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        flags: int,
+        rel_seq: int,
+        length: int,
+    ) -> None:
+        is_orig = endpoint.is_orig
+        shift = 0 if is_orig else RESP_SHIFT
+        once = self._history_once
+        control = flags & (SYN | FIN | RST)
+        if control and control & (control - 1):
+            # More than one of SYN, FIN and RST.
+            if flags & FIN and flags & RST:
+                once(conn, HIST_FIN_RST << shift, "I", is_orig)
+            else:
+                once(conn, HIST_MULTI_FLAG << shift, "Q", is_orig)
+        elif control == SYN:
+            code = "H" if flags & ACK else "S"
+            if once(conn, HIST_SYN << shift, code, is_orig):
+                if rel_seq != endpoint.hist_last_syn:
+                    self._add_history(conn, code, is_orig)
+            endpoint.hist_last_syn = rel_seq
+        elif control == FIN:
+            # A FIN's number is the one after any data it carries.
+            if once(conn, HIST_FIN << shift, "F", is_orig):
+                if rel_seq + length != endpoint.hist_last_fin:
+                    self._add_history(conn, "F", is_orig)
+            endpoint.hist_last_fin = rel_seq + length
+        elif control == RST:
+            if once(conn, HIST_RST << shift, "R", is_orig):
+                if rel_seq != endpoint.hist_last_rst:
+                    self._add_history(conn, "R", is_orig)
+            endpoint.hist_last_rst = rel_seq
+        elif length:
+            once(conn, HIST_DATA << shift, "D", is_orig)
+        elif flags & ACK:
+            once(conn, HIST_ACK << shift, "A", is_orig)
+
+    @staticmethod
+    def _history_once(conn: Connection, mask: int, code: str, is_orig: bool) -> bool:
+        """Record ``code`` the first time; return True if it was seen before."""
+        if conn.hist_seen & mask:
+            return True
+        conn.hist_seen |= mask
+        conn.history.append(code if is_orig else code.lower())
+        return False
+
+    @staticmethod
+    def _add_history(conn: Connection, code: str, is_orig: bool) -> None:
+        conn.history.append(code if is_orig else code.lower())
+
+    @staticmethod
+    def _scaled_history(conn: Connection, endpoint: Endpoint, code: str) -> None:
+        """Record ``code`` when its count reaches 1, 10, 100, ... (Zeek's scaling)."""
+        count_attr, thresh_attr = _SCALED[code]
+        count = getattr(endpoint, count_attr) + 1
+        setattr(endpoint, count_attr, count)
+        threshold = getattr(endpoint, thresh_attr)
+        if count == threshold:
+            conn.history.append(code if endpoint.is_orig else code.lower())
+            threshold *= 10
+            if threshold > 0xFFFFFFFF:
+                setattr(endpoint, count_attr, 0)
+                threshold = 1
+            setattr(endpoint, thresh_attr, threshold)
+
+    def _note_syn(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seg: Segment,
+        options: TcpOptions,
+        ts: float,
+    ) -> None:
+        """Record a SYN's options and set window scaling (Zeek's init_window)."""
+        endpoint.syn_count += 1
+        if seg.flags & ACK:
+            endpoint.synack_times.append(ts)
+        else:
+            endpoint.syn_times.append(ts)
+        if options.mss is not None:
+            endpoint.mss = options.mss
+        endpoint.sack_permitted = endpoint.sack_permitted or options.sack_permitted
+        endpoint.timestamps = endpoint.timestamps or options.timestamp is not None
+        scale = options.window_scale
+        if scale is None:
+            endpoint.wscale_offered = None
+            endpoint.window_scale = 0
+            if seg.flags & ACK:
+                peer.window_scale = 0
+        else:
+            # RFC 7323 section 2.3: a shift above 14 is used as 14.
+            scale = min(scale, 14)
+            endpoint.wscale_offered = scale
+            if seg.flags & ACK and peer.wscale_offered is None and peer.syn_count:
+                endpoint.window_scale = 0
+            else:
+                endpoint.window_scale = scale
+
+    def _update_window(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seg: Segment,
+        flags: int,
+    ) -> None:
+        # RFC 7323 section 2.2: the window in a SYN is never scaled.
+        window = seg.window if flags & SYN else seg.window << endpoint.window_scale
+        if (
+            window == 0
+            and not flags & RST
+            and peer.state != CLOSED
+            and endpoint.state != RESET
+        ):
+            self._scaled_history(conn, endpoint, "W")
+        if not flags & RST:
+            endpoint.window = window
+
+    def _update_last_seq(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        rel_end: int,
+        flags: int,
+        length: int,
+    ) -> int:
+        """Move the highest sequence number seen (Zeek's update_last_seq).
+
+        Returns how far ``rel_end`` is past the previous highest number.
+        """
+        delta = rel_end - endpoint.last
+        delta = ((delta + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        if (
+            flags & (SYN | RST)
+            and not -TOO_LARGE_SEQ_DELTA <= delta <= TOO_LARGE_SEQ_DELTA
+        ):
+            pass
+        elif flags & FIN and endpoint.last == 1:
+            # Only the SYN seen so far: trust the FIN even going backwards,
+            # which keeps connections of more than 2 GB right.
+            endpoint.last += delta
+        elif endpoint.state == RESET:
+            pass
+        elif delta > 0:
+            endpoint.last += delta
+        elif length > 0:
+            # Zeek's retransmission: payload that does not advance the sender.
+            self._scaled_history(conn, endpoint, "T")
+        return delta
+
+    def _state_machine(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seg: Segment,
+        is_orig: bool,
+        length: int,
+        delta_last: int,
+    ) -> bool:
+        """Move the sender's state (Zeek's UpdateStateMachine). Returns do_close."""
+        flags = seg.flags
+        state = endpoint.state
+        if state == INACTIVE:
+            return self._from_inactive(conn, endpoint, peer, seg, is_orig, length)
+        if state in (SYN_SENT, SYN_ACK_SENT):
+            if flags & FIN:
+                endpoint.set_state(CLOSED)
+            if flags & RST:
+                endpoint.set_state(RESET)
+            return bool(flags & (FIN | RST))
+        if state in (ESTABLISHED, PARTIAL):
+            if (
+                flags & SYN
+                and state == PARTIAL
+                and peer.state == INACTIVE
+                and not flags & ACK
+            ):
+                endpoint.set_state(SYN_SENT)
+            do_close = False
+            if flags & FIN and not flags & RST:
+                endpoint.set_state(CLOSED)
+                if peer.state == RESET and peer.prev_state == CLOSED:
+                    # FIN then RST from the peer was a normal close after all.
+                    peer.set_state(CLOSED)
+                do_close = True
+            if flags & RST:
+                endpoint.set_state(RESET)
+                do_close = True
+            return do_close
+        if state == CLOSED:
+            # After a FIN exchange a RST changes nothing (RFC 9293 3.10.7.4
+            # lets TIME-WAIT answer with one); before it, it is an abort.
+            if flags & RST and peer.state != CLOSED:
+                endpoint.set_state(RESET)
+                return not endpoint.did_close
+            return False
+        return False
+
+    def _from_inactive(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        seg: Segment,
+        is_orig: bool,
+        length: int,
+    ) -> bool:
+        """Zeek's UpdateInactiveState: the sender's first segment."""
+        flags = seg.flags
+        do_close = False
+        if flags & SYN:
+            if is_orig:
+                endpoint.set_state(SYN_ACK_SENT if flags & ACK else SYN_SENT)
+            else:
+                if not flags & ACK:
+                    if peer.state == SYN_ACK_SENT and seg.seq == endpoint.isn:
+                        # SYN and SYN-ACK captured in reverse order: swap roles.
+                        conn.flip()
+                        peer.set_state(ESTABLISHED)
+                    else:
+                        conn.simultaneous_open = True
+                if peer.state == SYN_SENT:
+                    peer.set_state(ESTABLISHED)
+                endpoint.set_state(ESTABLISHED)
+        if flags & FIN:
+            endpoint.set_state(CLOSED)
+            do_close = True
+        if flags & RST:
+            endpoint.set_state(RESET)
+            do_close = True
+        if endpoint.state == INACTIVE:
+            if not is_orig and length == 0 and conn.orig.state == SYN_SENT:
+                # Some stacks ACK a SYN before answering it: not mid-stream.
+                pass
+            elif flags & ACK and peer.state == ESTABLISHED:
+                # A SYN-ACK and now an ACK: the SYN was just not captured.
+                endpoint.set_state(ESTABLISHED)
+            else:
+                endpoint.set_state(PARTIAL)
+                conn.is_partial = True
+        return do_close
+
+    def _connection_closed(
+        self, conn: Connection, endpoint: Endpoint, peer: Endpoint
+    ) -> None:
+        if endpoint.did_close:
+            return
+        endpoint.did_close = True
+        if endpoint.state == RESET or peer.did_close or peer.state == INACTIVE:
+            if conn.close_time is None:
+                conn.close_time = conn.last_time
+                self._closing.append(conn)
+
+    def _ack_received(self, conn: Connection, endpoint: Endpoint, rel_ack: int) -> None:
+        """The peer acknowledged ``endpoint``'s data up to ``rel_ack``.
+
+        Models Zeek's reassembler: acknowledged bytes that were never seen are
+        a content gap (history G, ``missed_bytes``), counted only while both
+        sides are established or closing cleanly, as Zeek does.
+        """
+        if endpoint.fin_count and rel_ack >= endpoint.fin_seq:
+            rel_ack = endpoint.fin_seq - 1
+        if rel_ack <= endpoint.reassem:
+            return
+        if rel_ack <= 2 and conn.is_partial:
+            endpoint.reassem = max(endpoint.reassem, rel_ack)
+            return
+        peer = conn.resp if endpoint is conn.orig else conn.orig
+        report = _is_clean(endpoint) and _is_clean(peer)
+        blocks = endpoint.blocks
+        while blocks and blocks[0][0] < rel_ack:
+            start, end = blocks.pop(0)
+            if start > endpoint.reassem:
+                self._gap(conn, endpoint, start - endpoint.reassem, report)
+            if end > endpoint.reassem:
+                endpoint.reassem = end
+        if rel_ack > endpoint.reassem:
+            self._gap(conn, endpoint, rel_ack - endpoint.reassem, report)
+            endpoint.reassem = rel_ack
+
+    def _gap(
+        self, conn: Connection, endpoint: Endpoint, size: int, report: bool
+    ) -> None:
+        if report:
+            endpoint.missed_bytes += size
+            self._scaled_history(conn, endpoint, "G")
+
+    @staticmethod
+    def _data_sent(
+        conn: Connection, endpoint: Endpoint, rel_seq: int, length: int
+    ) -> None:
+        """Feed payload ``[rel_seq, rel_seq + length)`` to the content-gap model."""
+        end = rel_seq + length
+        if rel_seq < endpoint.ack:
+            if end <= endpoint.ack:
+                return
+            rel_seq = endpoint.ack
+        if end <= endpoint.reassem:
+            return
+        if rel_seq <= endpoint.reassem:
+            endpoint.reassem = end
+            blocks = endpoint.blocks
+            while blocks and blocks[0][0] <= endpoint.reassem:
+                start, block_end = blocks.pop(0)
+                if block_end > endpoint.reassem:
+                    endpoint.reassem = block_end
+            return
+        _insert_block(endpoint.blocks, rel_seq, end)
+
+    def _note_handshake(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        peer: Endpoint,
+        flags: int,
+        is_orig: bool,
+        rel_ack: int,
+        ts: float,
+    ) -> None:
+        if flags & SYN and flags & ACK and not is_orig and conn.synack_time is None:
+            conn.synack_time = ts
+        elif (
+            is_orig
+            and flags & ACK
+            and not flags & (SYN | RST)
+            and conn.handshake_ack_time is None
+            and conn.synack_time is not None
+            and rel_ack >= 1
+        ):
+            conn.handshake_ack_time = ts
+
+    def _count_marks(
+        self, endpoint: Endpoint, marks: int, seg: Segment, rel_ack: int
+    ) -> None:
+        if marks & analysis.ANY_RETRANSMISSION:
+            endpoint.retransmissions += 1
+        if marks & analysis.OUT_OF_ORDER:
+            endpoint.out_of_order += 1
+        if marks & analysis.ZERO_WINDOW:
+            endpoint.zero_windows += 1
+        if marks & analysis.KEEP_ALIVE:
+            endpoint.keepalives += 1
+        if marks & analysis.WINDOW_FULL:
+            endpoint.window_full += 1
+        if marks & analysis.DUP_ACK:
+            endpoint.dup_acks += 1
+            endpoint.dup_ack_run += 1
+        elif rel_ack != endpoint.last_ack_sent:
+            endpoint.dup_ack_run = 0
+        if seg.flags & ACK:
+            endpoint.last_ack_sent = rel_ack
+            endpoint.last_window_sent = seg.window
+
+    def _keep(
+        self,
+        conn: Connection,
+        seg: Segment,
+        is_orig: bool,
+        rel_seq: int,
+        rel_ack: int,
+        marks: int,
+    ) -> None:
+        segments = conn.segments
+        if segments is None:
+            return
+        if len(segments) < self.max_segments:
+            segments.append(SegmentView(seg, is_orig, rel_seq, rel_ack, marks))
+        else:
+            conn.segments_dropped += 1
+
+    @staticmethod
+    def _reorder_window(conn: Connection) -> float:
+        if conn.synack_time is not None and conn.orig.syn_times:
+            rtt = conn.synack_time - conn.orig.syn_times[-1]
+            if rtt > 0:
+                return rtt
+        return analysis.DEFAULT_REORDER_WINDOW
+
+
+_SCALED = {
+    "C": ("chk_count", "chk_thresh"),
+    "G": ("gap_count", "gap_thresh"),
+    "T": ("rxmt_count", "rxmt_thresh"),
+    "W": ("win0_count", "win0_thresh"),
+}
+
+
+def _is_clean(endpoint: Endpoint) -> bool:
+    return endpoint.state == ESTABLISHED or (
+        endpoint.state == CLOSED and endpoint.prev_state == ESTABLISHED
+    )
+
+
+def _insert_block(blocks: list[list[int]], start: int, end: int) -> None:
+    """Insert ``[start, end)`` into sorted, non-overlapping ``blocks``, merging."""
+    index = 0
+    while index < len(blocks) and blocks[index][1] < start:
+        index += 1
+    while index < len(blocks) and blocks[index][0] <= end:
+        block = blocks.pop(index)
+        start = min(start, block[0])
+        end = max(end, block[1])
+    blocks.insert(index, [start, end])
+    if len(blocks) > MAX_BLOCKS:
+        blocks.pop(0)
