@@ -1,0 +1,1 @@
+"""The ``tcpwatch`` command line: a thin typer layer over the library."""

@@ -1,0 +1,79 @@
+"""Offline analysis: capture files through the decoder into the tracker.
+
+This is the only place where the capture layer and the flow tracker meet for
+files. Finished connections are handed to a callback as soon as the tracker
+lets go of them, so memory stays flat however long the capture is.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tcpwatch.capture.decoder import Decoder, DecodeStats
+from tcpwatch.capture.pcapfile import MergedCapture
+from tcpwatch.errors import CaptureFileError
+from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.tracker import FlowTracker
+
+logger = logging.getLogger("tcpwatch.pipeline")
+
+# Finished connections are collected from the tracker every this many segments.
+_DRAIN_EVERY = 4096
+
+
+@dataclass
+class ReadResult:
+    """What a read of one or more capture files produced besides connections."""
+
+    paths: list[str]
+    stats: DecodeStats
+    connections: int = 0
+    errors: list[CaptureFileError] = field(default_factory=list)
+    reordered: int = 0
+    """Segments recorded with a timestamp earlier than one before them."""
+
+
+def read_captures(
+    paths: Sequence[str],
+    tracker: FlowTracker,
+    on_finished: Callable[[Connection], None],
+    *,
+    validate_checksums: bool = False,
+    decoder: Decoder | None = None,
+) -> ReadResult:
+    """Read ``paths`` as one capture in timestamp order and track every connection.
+
+    Each finished connection is passed to ``on_finished``, the rest when the
+    capture ends. A file that cannot be opened raises ``CaptureFileError``
+    before anything is read. A file that breaks while being read (truncated,
+    corrupt) stops there; everything read before the damage is still analysed,
+    and the error is returned in ``ReadResult.errors``.
+    """
+    decoder = decoder or Decoder(validate_checksums=validate_checksums)
+    capture = MergedCapture(paths, on_error=lambda error: None)
+    result = ReadResult(paths=list(paths), stats=decoder.stats)
+    decode = decoder.decode
+    process = tracker.process
+    pop_finished = tracker.pop_finished
+    count = 0
+    try:
+        for ts, link_type, data, wire_length, interface in capture:
+            segment = decode(ts, link_type, data, wire_length, interface)
+            if segment is None:
+                continue
+            process(segment)
+            count += 1
+            if count % _DRAIN_EVERY == 0:
+                for conn in pop_finished():
+                    result.connections += 1
+                    on_finished(conn)
+    finally:
+        capture.close()
+    for conn in tracker.flush():
+        result.connections += 1
+        on_finished(conn)
+    result.errors = list(capture.errors)
+    result.reordered = tracker.reordered
+    for error in result.errors:
+        logger.debug("read.failed path=%s error=%s", error.path, error)
+    return result

@@ -1,0 +1,1 @@
+"""Terminal views: the connection table, timelines and the live dashboard."""
