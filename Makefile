@@ -1,0 +1,55 @@
+# tcpwatch developer targets. `make run` and `make test` work on a fresh
+# Debian machine: they install what is missing (Debian packages need root or
+# sudo) and keep Python packages in .venv.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := captures/mixed.pcap
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: run test test-slow lint bench venv system-deps clean
+
+venv: $(BIN)/tcpwatch
+
+$(BIN)/tcpwatch: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+		($(APT) update -q && $(APT) install -y -q python3-venv python3-pip)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+run: venv
+	$(BIN)/tcpwatch read $(SAMPLE)
+	$(BIN)/tcpwatch timeline captures/clean-exchange.pcap
+
+# Debian packages the test suite uses, as command:package pairs: real
+# captures (tcpdump), the tshark backend (tshark), terminal checks (tmux),
+# network namespaces (iproute2).
+system-deps:
+	@missing=""; \
+	for pair in tcpdump:tcpdump tshark:tshark tmux:tmux ip:iproute2; do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT) update -q && $(APT) install -y -q $$missing; \
+	fi
+
+test: system-deps venv
+	$(BIN)/pytest -q
+
+test-slow: system-deps venv
+	$(BIN)/pytest -q -m slow
+
+lint: venv
+	$(BIN)/ruff check tcpwatch tests
+	$(BIN)/ruff format --check tcpwatch tests
+	$(BIN)/mypy
+
+bench: system-deps venv
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
