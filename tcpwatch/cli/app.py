@@ -51,14 +51,17 @@ def _root(
 
 
 def _register() -> None:
+    """Add each command module's commands to ``app``."""
     from tcpwatch.cli import read
 
     read.register(app)
 
 
+_register()
+
+
 def main() -> None:
     """Run the command line; user errors print one line and exit with status 2."""
-    _register()
     try:
         app()
     except TcpwatchError as error:
