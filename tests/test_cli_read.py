@@ -1,0 +1,196 @@
+"""The read and timeline commands, through typer's CliRunner and as a process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tcpwatch.cli.app import app
+from tcpwatch.flow.record import RECORD_FIELDS
+
+runner = CliRunner()
+
+
+def _exchange(client: str, server: str, sport: int, start: float) -> list:
+    """Return scapy packets of a short clean exchange with their capture times."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    def pkt(src, dst, sp, dp, flags, seq, ack, data=b""):
+        return (
+            Ether()
+            / IP(src=src, dst=dst)
+            / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack, window=64000)
+            / data
+        )
+
+    c, s = client, server
+    packets = [
+        pkt(c, s, sport, 80, "S", 100, 0),
+        pkt(s, c, 80, sport, "SA", 900, 101),
+        pkt(c, s, sport, 80, "A", 101, 901),
+        pkt(c, s, sport, 80, "PA", 101, 901, b"GET / HTTP/1.0\r\n\r\n"),
+        pkt(s, c, 80, sport, "PA", 901, 119, b"x" * 300),
+        pkt(c, s, sport, 80, "FA", 119, 1201),
+        pkt(s, c, 80, sport, "FA", 1201, 120),
+        pkt(c, s, sport, 80, "A", 120, 1202),
+    ]
+    for index, packet in enumerate(packets):
+        packet.time = start + index * 0.001
+    return packets
+
+
+def _refused(client: str, server: str, sport: int, start: float) -> list:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    syn = Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=81, flags="S")
+    rst = (
+        Ether()
+        / IP(src=server, dst=client)
+        / TCP(sport=81, dport=sport, flags="RA", seq=0, ack=syn[TCP].seq + 1)
+    )
+    syn.time, rst.time = start, start + 0.0003
+    return [syn, rst]
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    from scapy.utils import wrpcap
+
+    path = tmp_path / "two.pcap"
+    packets = _exchange("10.1.0.1", "10.1.0.2", 40001, 1000.0)
+    packets += _refused("10.1.0.1", "10.1.0.2", 40002, 1000.5)
+    wrpcap(str(path), packets)
+    return path
+
+
+def test_read_table_lists_each_connection(capture: Path):
+    result = runner.invoke(app, ["read", str(capture)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "10.1.0.1:40001" in result.output
+    assert "10.1.0.2:81" in result.output
+    assert "complete" in result.output
+    assert "rejected" in result.output
+    assert "REJ" in result.output
+    assert "2 connections" in result.output
+
+
+def test_read_json_has_record_fields(capture: Path):
+    result = runner.invoke(app, ["read", str(capture), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 2
+    by_port = {record["id.resp_p"]: record for record in records}
+    assert list(by_port[80]) == list(RECORD_FIELDS)
+    assert by_port[80]["conn_state"] == "SF"
+    assert by_port[80]["history"] == "ShADdFf"
+    assert by_port[80]["orig_bytes"] == 18
+    assert by_port[80]["resp_bytes"] == 300
+    assert by_port[81]["conn_state"] == "REJ"
+    assert by_port[81]["handshake"] == "rejected"
+    assert by_port[81]["reject_latency"] == pytest.approx(0.0003, abs=1e-6)
+    assert by_port[81]["rtt_syn_synack"] is None
+
+
+def test_read_csv_header_and_rows(capture: Path):
+    result = runner.invoke(app, ["read", str(capture), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == ",".join(RECORD_FIELDS)
+    assert len([line for line in lines[1:] if line.count(",") >= 40]) == 2
+
+
+def test_read_zeek_tsv_header(capture: Path):
+    result = runner.invoke(app, ["read", str(capture), "--format", "zeek"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    fields = next(line for line in lines if line.startswith("#fields"))
+    assert fields.split("\t")[1:] == list(RECORD_FIELDS)
+    rows = [line for line in lines if not line.startswith("#")]
+    assert len(rows) == 2
+    assert all(len(row.split("\t")) == len(RECORD_FIELDS) for row in rows)
+
+
+def test_timeline_draws_handshake(capture: Path):
+    result = runner.invoke(
+        app, ["timeline", str(capture), "--conn", "1"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "SYN seq=0" in result.output
+    assert "SYN,ACK seq=0 ack=1" in result.output
+    assert "handshake" in result.output
+    assert "teardown" in result.output
+    assert "connection 2" not in result.output
+
+
+def test_read_missing_file_names_path(tmp_path: Path):
+    missing = tmp_path / "nowhere.pcap"
+    result = runner.invoke(app, ["read", str(missing)])
+    assert result.exit_code == 2
+    assert str(missing) in result.output
+    assert "not found" in result.output
+
+
+def test_read_not_a_capture(tmp_path: Path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not a capture file\n")
+    result = runner.invoke(app, ["read", str(path)])
+    assert result.exit_code == 2
+    assert str(path) in result.output
+
+
+def test_read_truncated_file_keeps_earlier_records(capture: Path, tmp_path: Path):
+    data = capture.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 20])
+    result = runner.invoke(app, ["read", str(cut), "--format", "json"])
+    assert result.exit_code == 1
+    records = [
+        json.loads(line) for line in result.stdout.splitlines() if line[:1] == "{"
+    ]
+    assert len(records) == 2
+    assert str(cut) in result.output
+    assert "analysed" in result.output
+
+
+def test_read_several_files_as_one_capture(tmp_path: Path):
+    from scapy.utils import wrpcap
+
+    packets = _exchange("10.2.0.1", "10.2.0.2", 40010, 50.0)
+    first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    # Each file holds one direction, as two capture points would.
+    wrpcap(str(first), [p for p in packets if p.sport == 40010])
+    wrpcap(str(second), [p for p in packets if p.sport == 80])
+    result = runner.invoke(app, ["read", str(first), str(second), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    records = [
+        json.loads(line) for line in result.stdout.splitlines() if line[:1] == "{"
+    ]
+    assert len(records) == 1
+    assert records[0]["history"] == "ShADdFf"
+    assert records[0]["conn_state"] == "SF"
+
+
+def test_read_piped_output_is_plain(capture: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(capture), "--timeline"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout
+    assert "10.1.0.1:40001" in done.stdout
+    assert "SYN seq=0" in done.stdout
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "read" in result.output
+    assert "timeline" in result.output
