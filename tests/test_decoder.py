@@ -5,7 +5,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import (
     IPv6,
     IPv6ExtHdrDestOpt,
@@ -150,6 +150,21 @@ def test_padding_after_short_payload_excluded() -> None:
     assert segment is not None
     assert segment.payload_len == 2
     assert segment.payload == b"ab"
+
+
+def test_ipv4_options_skipped() -> None:
+    # A record-route option makes the IPv4 header 40 bytes long (IHL 10).
+    packet = IP(
+        src="10.0.0.1", dst="10.0.0.2", options=[IPOption_RR(routers=["1.2.3.4"] * 4)]
+    )
+    frame = ether(packet / TCP(sport=7, dport=8, flags="PA") / Raw(b"opt"))
+
+    segment = decode(frame)
+
+    assert segment is not None
+    assert segment.sport == 7
+    assert segment.payload == b"opt"
+    assert segment.ip_len == 40 + 20 + 3
 
 
 def test_fin_flag() -> None:

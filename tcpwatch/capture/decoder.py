@@ -136,9 +136,10 @@ class Decoder:
     The TCP checksum is treated as valid when the snaplen cut the segment, and
     both checksums when the packet was captured before segmentation offload
     (IPv4 total length or IPv6 payload length 0), because they cannot be
-    checked then. Captures taken on
-    the sending host often show wrong TCP checksums that the network card fills
-    in later, so validation is off by default.
+    checked then. Validation is off by default because captures taken on the
+    sending host often show TCP checksums that the network card fills in
+    later. On Linux loopback every TCP checksum is left unfinished this way,
+    and ``tcpdump -vv`` reports them as incorrect too.
     """
 
     __slots__ = ("validate_checksums", "stats")
