@@ -777,6 +777,31 @@ def test_reader_iteration_resumes(tmp_path: Path) -> None:
     assert [frame[2] for frame in rest] == [b"1", b"2"]
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_reader_reads_from_pipe(tmp_path: Path, compress: bool) -> None:
+    content = pcap_bytes([(1, 0, b"piped"), (2, 0, b"twice")])
+    if compress:
+        content = gzip.compress(content)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(content)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    with open_capture(fifo) as reader:
+        frames = list(reader)
+        size = reader.size
+        position = reader.position
+    writer.join(timeout=5)
+
+    assert [frame[2] for frame in frames] == [b"piped", b"twice"]
+    assert size is None
+    assert position == 0
+
+
 def test_reader_accepts_path_objects(tmp_path: Path) -> None:
     path = tmp_path / "p.pcap"
     path.write_bytes(pcap_bytes([(1, 0, b"x")]))

@@ -108,11 +108,15 @@ class CaptureReader:
     def position(self) -> int:
         """Bytes of the file on disk consumed so far, comparable with ``size``.
 
-        For a gzip file this counts compressed bytes, read ahead in chunks.
+        For a gzip file this counts compressed bytes, read ahead in chunks. For
+        a pipe, which has no position, this is 0.
         """
         if self._raw.closed:
             return self.size or 0
-        return self._raw.tell()
+        try:
+            return self._raw.tell()
+        except OSError:
+            return 0
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterator is None:
