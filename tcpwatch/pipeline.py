@@ -6,13 +6,15 @@ lets go of them, so memory stays flat however long the capture is.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tcpwatch.capture.decoder import Decoder, DecodeStats
 from tcpwatch.capture.pcapfile import MergedCapture
+from tcpwatch.capture.segment import Segment
 from tcpwatch.errors import CaptureFileError
 from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.reorder import ReorderBuffer
 from tcpwatch.flow.tracker import FlowTracker
 
 logger = logging.getLogger("tcpwatch.pipeline")
@@ -31,6 +33,8 @@ class ReadResult:
     errors: list[CaptureFileError] = field(default_factory=list)
     reordered: int = 0
     """Segments recorded with a timestamp earlier than one before them."""
+    reordered_late: int = 0
+    """Reordered segments too far out of place to be put back in order."""
 
 
 def read_captures(
@@ -43,6 +47,8 @@ def read_captures(
 ) -> ReadResult:
     """Read ``paths`` as one capture in timestamp order and track every connection.
 
+    Segments written a little out of timestamp order are put back in order
+    first (``ReorderBuffer``), so the tracker sees them as the wire did.
     Each finished connection is passed to ``on_finished``, the rest when the
     capture ends. A file that cannot be opened raises ``CaptureFileError``
     before anything is read. A file that breaks while being read (truncated,
@@ -55,12 +61,17 @@ def read_captures(
     decode = decoder.decode
     process = tracker.process
     pop_finished = tracker.pop_finished
-    count = 0
-    try:
+    reorder = ReorderBuffer()
+
+    def segments() -> Iterator[Segment]:
         for ts, link_type, data, wire_length, interface in capture:
             segment = decode(ts, link_type, data, wire_length, interface)
-            if segment is None:
-                continue
+            if segment is not None:
+                yield segment
+
+    count = 0
+    try:
+        for segment in reorder.ordered(segments()):
             process(segment)
             count += 1
             if count % _DRAIN_EVERY == 0:
@@ -73,7 +84,8 @@ def read_captures(
         result.connections += 1
         on_finished(conn)
     result.errors = list(capture.errors)
-    result.reordered = tracker.reordered
+    result.reordered = reorder.reordered
+    result.reordered_late = reorder.late
     for error in result.errors:
         logger.debug("read.failed path=%s error=%s", error.path, error)
     return result

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import time
 from typing import Any, Protocol, TextIO
 
 from tcpwatch.flow.record import RECORD_FIELDS
@@ -47,6 +48,8 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
     return value
 
 
@@ -66,8 +69,19 @@ _ZEEK_TYPES = {
     "handshake": "string",
     "teardown": "string",
     "verdict": "string",
+    "end_reason": "string",
+    "fast_open": "string",
     "roles_inferred": "bool",
     "sack_permitted": "bool",
+    "simultaneous_close": "bool",
+    "port_reused": "bool",
+    "orig_sack_permitted": "bool",
+    "resp_sack_permitted": "bool",
+    "orig_timestamps": "bool",
+    "resp_timestamps": "bool",
+    "timestamps": "bool",
+    "syn_backoffs": "vector[interval]",
+    "synack_backoffs": "vector[interval]",
 }
 _INTERVAL_FIELDS = {
     "rtt_syn_synack",
@@ -92,12 +106,22 @@ class ZeekWriter:
     """Zeek's conn.log in its TSV format: ``#`` header lines, ``-`` for unset.
 
     The header follows Zeek's ASCII writer (``#separator``, ``#fields``,
-    ``#types``, ...), so ``zeek-cut`` reads the file.
+    ``#types``, ...), so ``zeek-cut`` reads the file. Values are written as
+    that writer writes them: times and intervals with six decimals, ``T`` and
+    ``F`` for booleans, ``-`` for unset, ``(empty)`` for an empty string or
+    vector, vector items separated by ``,``.
+
+    Args:
+        stream: where to write.
+        opened: the ``#open`` and ``#close`` stamp, ``YYYY-MM-DD-HH-MM-SS``.
+            Without it, each line gets the current local time, as in Zeek.
     """
 
-    def __init__(self, stream: TextIO, opened: str = "1970-01-01-00-00-00") -> None:
+    def __init__(self, stream: TextIO, opened: str | None = None) -> None:
         self.stream = stream
-        self.opened = opened
+        self.fixed_stamp = opened
+        if opened is None:
+            opened = time.strftime(_ZEEK_TIME_FORMAT)
         stream.write("#separator \\x09\n")
         stream.write("#set_separator\t,\n")
         stream.write("#empty_field\t(empty)\n")
@@ -112,13 +136,21 @@ class ZeekWriter:
         self.stream.write("\t".join(cells) + "\n")
 
     def close(self) -> None:
-        self.stream.write(f"#close\t{self.opened}\n")
+        closed = self.fixed_stamp or time.strftime(_ZEEK_TIME_FORMAT)
+        self.stream.write(f"#close\t{closed}\n")
         self.stream.flush()
+
+
+_ZEEK_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 
 
 def _zeek_value(name: str, value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, list):
+        if not value:
+            return "(empty)"
+        return ",".join(_zeek_value(name, item).replace(",", "\\x2c") for item in value)
     if isinstance(value, bool):
         return "T" if value else "F"
     if isinstance(value, float):
@@ -128,6 +160,10 @@ def _zeek_value(name: str, value: Any) -> str:
     text = str(value)
     if text == "":
         return "(empty)"
+    if text in ("-", "(empty)"):
+        # A string that reads as the unset or empty marker gets its first
+        # character escaped, as Zeek's ASCII writer does.
+        return f"\\x{ord(text[0]):02x}" + text[1:]
     # Zeek escapes the separator and non-printable bytes as \xNN.
     return "".join(
         ch if ch.isprintable() and ch != "\t" else f"\\x{ord(ch):02x}" for ch in text

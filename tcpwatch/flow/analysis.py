@@ -27,6 +27,8 @@ WINDOW_UPDATE = 1 << 10
 BAD_CHECKSUM = 1 << 11
 STRAY_SYN = 1 << 12
 PORT_REUSE = 1 << 13
+DUPLICATE_CAPTURE = 1 << 14
+"""The same segment captured a second time, e.g. on two interfaces of one host."""
 
 ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 
@@ -45,6 +47,7 @@ MARK_NAMES = {
     BAD_CHECKSUM: "bad checksum",
     STRAY_SYN: "SYN inside the connection",
     PORT_REUSE: "port numbers reused",
+    DUPLICATE_CAPTURE: "duplicate capture",
 }
 
 # Wireshark calls a segment that fills a hole out-of-order, not a
@@ -54,6 +57,14 @@ DEFAULT_REORDER_WINDOW = 0.003
 
 # A fast retransmission follows the duplicate ACKs within this long.
 FAST_RETRANSMISSION_WINDOW = 0.02
+
+# A segment identical to the sender's previous one (sequence and ACK numbers,
+# flags, window, options and length), with no segment from the peer between
+# them and at most this long after it, is the same packet captured twice. A
+# sender cannot repeat itself that fast: a timeout retransmission waits at
+# least 1 s by RFC 6298 (200 ms in Linux), and fast retransmissions follow the
+# peer's duplicate ACKs, which would have been captured in between.
+DUPLICATE_CAPTURE_WINDOW = 0.001
 
 
 def mark_names(marks: int) -> list[str]:
@@ -93,7 +104,10 @@ def analyze_data(
             and ts - receiver.last_time <= FAST_RETRANSMISSION_WINDOW
         ):
             return FAST_RETRANSMISSION
-        if fills_hole(sender, rel_seq, end) and ts - sender.last_time <= reorder_window:
+        if (
+            fills_hole(sender, rel_seq, end)
+            and ts - sender.advance_time <= reorder_window
+        ):
             return OUT_OF_ORDER
         return RETRANSMISSION
     if rel_seq > sender.last and sender.last > 0:
@@ -142,6 +156,7 @@ def analyze_ack(
         if window == sender.last_window_sent and window != 0:
             if receiver.last > rel_ack:
                 marks |= DUP_ACK
-        elif window > sender.last_window_sent >= 0:
+        elif window != 0 and sender.last_window_sent >= 0:
+            # Wireshark counts any change to a non-zero window, up or down.
             marks |= WINDOW_UPDATE
     return marks

@@ -56,6 +56,7 @@ class Connection:
         "segments",
         "segments_dropped",
         "stray_syns",
+        "port_reused",
         "finished",
     )
 
@@ -98,6 +99,8 @@ class Connection:
         self.segments: list[SegmentView] | None = None
         self.segments_dropped = 0
         self.stray_syns = 0
+        self.port_reused = False
+        """True when this connection took over the 4-tuple of an earlier one."""
         self.finished = False
 
     def flip(self) -> None:

@@ -12,6 +12,7 @@ SYN had been seen just before the first segment, so relative numbering and
 byte counts work the same way.
 """
 
+from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.states import EndpointState
 
 SEQ_MOD = 1 << 32
@@ -37,6 +38,7 @@ class Endpoint:
         "rst_count",
         "syn_count",
         "fin_seq",
+        "fin_ack",
         "window_scale",
         "window",
         "hist_last_syn",
@@ -69,6 +71,20 @@ class Endpoint:
         "zero_windows",
         "keepalives",
         "window_full",
+        "fast_retransmissions",
+        "spurious_retransmissions",
+        "segments_not_captured",
+        "zero_window_probes",
+        "window_updates",
+        "duplicate_captures",
+        "sack_segments",
+        "fast_open",
+        "prev_seg",
+        "prev_peer_pkts",
+        "pending_ack",
+        "pending_index",
+        "pending_report",
+        "advance_time",
         "first_time",
         "last_time",
         "syn_times",
@@ -93,6 +109,8 @@ class Endpoint:
         self.syn_count = 0
         self.fin_seq = 0
         """Relative sequence number one past this side's FIN."""
+        self.fin_ack: int | None = None
+        """Relative ACK (in the peer's space) on this side's first FIN; None without."""
         self.window_scale = 0
         """Shift applied to this side's window field (0 until both sides agree)."""
         self.window = -1
@@ -131,6 +149,33 @@ class Endpoint:
         self.zero_windows = 0
         self.keepalives = 0
         self.window_full = 0
+        self.fast_retransmissions = 0
+        self.spurious_retransmissions = 0
+        self.segments_not_captured = 0
+        self.zero_window_probes = 0
+        self.window_updates = 0
+        self.duplicate_captures = 0
+        self.sack_segments = 0
+        """Segments from this side that carried SACK blocks (RFC 2018)."""
+        self.fast_open: str | None = None
+        """TCP Fast Open use on this side's SYN: ``cookie_request``, ``cookie``."""
+        self.prev_seg: Segment | None = None
+        """This side's previous segment, to recognise a copy captured twice."""
+        self.prev_peer_pkts = 0
+        """The peer's packet count when ``prev_seg`` was seen."""
+        self.pending_ack = 0
+        """Relative: an ACK from the peer beyond all data seen from this side.
+
+        The bytes up to it count as a content gap only if this side's next
+        segment does not bring them: an ACK captured a moment before the data
+        it acknowledges (capture skew) is not loss. 0 when nothing is pending.
+        """
+        self.pending_index = 0
+        """Position in the history where a confirmed gap's ``G`` goes."""
+        self.pending_report = False
+        """Whether the pending gap is reported (both sides were established)."""
+        self.advance_time = 0.0
+        """Time of the segment that last moved ``last`` forward."""
         self.first_time = 0.0
         self.last_time = 0.0
         self.syn_times: list[float] = []

@@ -4,6 +4,7 @@ Field names follow Zeek's conn.log where Zeek has the field; the rest are
 tcpwatch's own. ``RECORD_FIELDS`` fixes the order for CSV and Zeek TSV.
 """
 
+import itertools
 from typing import Any
 
 from tcpwatch.flow.connection import Connection, format_address
@@ -57,6 +58,39 @@ RECORD_FIELDS = (
     "handshake_duration",
     "transfer_duration",
     "teardown_duration",
+    # Added after the first release; new fields go at the end.
+    "end_reason",
+    "syn_backoffs",
+    "synack_backoffs",
+    "simultaneous_close",
+    "fast_open",
+    "port_reused",
+    "stray_syns",
+    "orig_fast_retransmissions",
+    "resp_fast_retransmissions",
+    "orig_spurious_retransmissions",
+    "resp_spurious_retransmissions",
+    "orig_segments_not_captured",
+    "resp_segments_not_captured",
+    "orig_missed_bytes",
+    "resp_missed_bytes",
+    "orig_window_full",
+    "resp_window_full",
+    "orig_zero_window_probes",
+    "resp_zero_window_probes",
+    "orig_window_updates",
+    "resp_window_updates",
+    "orig_duplicate_captures",
+    "resp_duplicate_captures",
+    "orig_wscale_offered",
+    "resp_wscale_offered",
+    "orig_sack_permitted",
+    "resp_sack_permitted",
+    "orig_timestamps",
+    "resp_timestamps",
+    "timestamps",
+    "orig_sack_segments",
+    "resp_sack_segments",
 )
 
 
@@ -97,6 +131,33 @@ def classify_teardown(conn: Connection) -> Teardown:
     if conn.end_reason == "idle_timeout":
         return Teardown.IDLE_TIMEOUT
     return Teardown.OPEN
+
+
+def is_simultaneous_close(conn: Connection) -> bool:
+    """Return whether the two FINs crossed (RFC 9293 section 3.6, figure 13).
+
+    Each side sent its FIN before it had acknowledged the other's, so neither
+    was answering the other's close.
+    """
+    orig, resp = conn.orig, conn.resp
+    if orig.fin_ack is None or resp.fin_ack is None:
+        return False
+    return orig.fin_ack < resp.fin_seq and resp.fin_ack < orig.fin_seq
+
+
+def backoffs(times: list[float]) -> list[float]:
+    """Return the gaps between successive transmissions, in seconds."""
+    return [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
+
+
+def fast_open(conn: Connection) -> str | None:
+    """Return how the connection used TCP Fast Open (RFC 7413), None if not at all.
+
+    ``accepted`` and ``not_accepted`` say whether the SYN-ACK acknowledged the
+    data on the SYN; ``data`` means the SYN carried data that no SYN-ACK
+    answered. ``cookie_request`` and ``cookie`` are SYNs without data.
+    """
+    return conn.orig.fast_open
 
 
 def current_phase(conn: Connection) -> Phase:
@@ -241,6 +302,38 @@ def build_record(conn: Connection) -> dict[str, Any]:
         "resp_wscale": resp.wscale_offered if agreed_scale else None,
         "sack_permitted": orig.sack_permitted and resp.sack_permitted,
         **{name: _round(value) for name, value in phases.items()},
+        "end_reason": conn.end_reason,
+        "syn_backoffs": backoffs(orig.syn_times),
+        "synack_backoffs": backoffs(resp.synack_times),
+        "simultaneous_close": is_simultaneous_close(conn),
+        "fast_open": fast_open(conn),
+        "port_reused": conn.port_reused,
+        "stray_syns": conn.stray_syns,
+        "orig_fast_retransmissions": orig.fast_retransmissions,
+        "resp_fast_retransmissions": resp.fast_retransmissions,
+        "orig_spurious_retransmissions": orig.spurious_retransmissions,
+        "resp_spurious_retransmissions": resp.spurious_retransmissions,
+        "orig_segments_not_captured": orig.segments_not_captured,
+        "resp_segments_not_captured": resp.segments_not_captured,
+        "orig_missed_bytes": orig.missed_bytes,
+        "resp_missed_bytes": resp.missed_bytes,
+        "orig_window_full": orig.window_full,
+        "resp_window_full": resp.window_full,
+        "orig_zero_window_probes": orig.zero_window_probes,
+        "resp_zero_window_probes": resp.zero_window_probes,
+        "orig_window_updates": orig.window_updates,
+        "resp_window_updates": resp.window_updates,
+        "orig_duplicate_captures": orig.duplicate_captures,
+        "resp_duplicate_captures": resp.duplicate_captures,
+        "orig_wscale_offered": orig.wscale_offered if orig.syn_count else None,
+        "resp_wscale_offered": resp.wscale_offered if resp.syn_count else None,
+        "orig_sack_permitted": orig.sack_permitted,
+        "resp_sack_permitted": resp.sack_permitted,
+        "orig_timestamps": orig.timestamps,
+        "resp_timestamps": resp.timestamps,
+        "timestamps": orig.timestamps and resp.timestamps,
+        "orig_sack_segments": orig.sack_segments,
+        "resp_sack_segments": resp.sack_segments,
     }
     record["verdict"] = verdict(conn, record)
     return record

@@ -122,9 +122,11 @@ class FlowTracker:
 
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         conn = self._table.get(key)
+        reused = False
         if conn is not None and seg.flags & SYN and self._is_reuse(conn, seg):
             self._finish(conn, "reused")
             conn = None
+            reused = True
         if conn is None:
             conn = self._open(seg, key)
         else:
@@ -132,6 +134,8 @@ class FlowTracker:
 
         is_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
         self._update(conn, seg, is_orig)
+        if reused:
+            self._mark_reuse(conn)
         return conn
 
     def pop_finished(self) -> list[Connection]:
@@ -214,9 +218,22 @@ class FlowTracker:
             return False  # SYN and SYN-ACK captured in reverse order
         return True
 
+    @staticmethod
+    def _mark_reuse(conn: Connection) -> None:
+        """Note that ``conn`` took over the 4-tuple of a finished connection."""
+        conn.port_reused = True
+        segments = conn.segments
+        if segments:
+            view = segments[-1]
+            segments[-1] = view._replace(marks=view.marks | analysis.PORT_REUSE)
+
     def _finish(self, conn: Connection, reason: str) -> None:
         if conn.finished:
             return
+        # Gaps still waiting for their data are confirmed now: it never came.
+        for endpoint in (conn.orig, conn.resp):
+            if endpoint.pending_ack:
+                self._resolve_gap(conn, endpoint)
         conn.finished = True
         conn.end_reason = reason
         key = (conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)
@@ -251,6 +268,23 @@ class FlowTracker:
             self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
             return
 
+        # A copy of the sender's previous segment, captured a second time, is
+        # counted as Zeek counts it (packets, history) but not analysed again.
+        prev = endpoint.prev_seg
+        duplicate = (
+            prev is not None
+            and seg.seq == prev.seq
+            and seg.ack == prev.ack
+            and seg.flags == prev.flags
+            and seg.payload_len == prev.payload_len
+            and seg.window == prev.window
+            and ts - prev.ts <= analysis.DUPLICATE_CAPTURE_WINDOW
+            and peer.pkts == endpoint.prev_peer_pkts
+            and seg.options == prev.options
+        )
+        endpoint.prev_seg = seg
+        endpoint.prev_peer_pkts = peer.pkts
+
         flags = seg.flags
         length = seg.payload_len
         seg_len = length
@@ -261,22 +295,27 @@ class FlowTracker:
         if flags & RST:
             seg_len -= length  # data on a RST is not part of the stream
         first = endpoint.state == INACTIVE
-        marks = 0
+        marks = analysis.DUPLICATE_CAPTURE if duplicate else 0
         if first:
             endpoint.first_time = ts
+            endpoint.advance_time = ts
         marks |= self._init_endpoint(conn, endpoint, seg, seg_len)
 
         rel_seq = endpoint.unwrap(seg.seq, endpoint.last)
         seq_underflow = rel_seq < 0
         self._update_history(conn, endpoint, flags, rel_seq, length)
 
-        options = None
         if flags & SYN:
             options = parse_options(seg.options)
-            self._note_syn(conn, endpoint, peer, seg, options, ts)
+            self._note_syn(conn, endpoint, peer, seg, options, duplicate)
+        elif b"\x05" in seg.options:
+            # Option kind 5 is SACK; the byte may also be part of another
+            # option's value, which the parse sorts out.
+            if parse_options(seg.options).sack_blocks:
+                endpoint.sack_segments += 1
         self._update_window(conn, endpoint, peer, seg, flags)
 
-        if not first and not seq_underflow:
+        if not first and not seq_underflow and not duplicate:
             marks |= analysis.analyze_data(
                 endpoint,
                 peer,
@@ -315,13 +354,18 @@ class FlowTracker:
                 elif not flags & RST and rel_ack > peer.ack:
                     if not (seg.ack == 0 and rel_ack - peer.ack > TOO_LARGE_SEQ_DELTA):
                         peer.ack = rel_ack
-            marks |= analysis.analyze_ack(
-                endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
-            )
+            if not duplicate:
+                marks |= analysis.analyze_ack(
+                    endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
+                )
+        if flags & FIN and endpoint.fin_ack is None:
+            endpoint.fin_ack = rel_ack if flags & ACK else -1
 
         delta_last = self._update_last_seq(
             conn, endpoint, rel_seq + seg_len, flags, length
         )
+        if delta_last > 0:
+            endpoint.advance_time = ts
         endpoint.last_time = ts
         if not (conn.orig.did_close and conn.resp.did_close):
             conn.last_time = max(conn.last_time, ts)
@@ -339,13 +383,25 @@ class FlowTracker:
             self._data_sent(conn, endpoint, rel_seq + (1 if flags & SYN else 0), length)
             if endpoint.data_time is None:
                 endpoint.data_time = ts
+        if endpoint.pending_ack:
+            self._resolve_gap(conn, endpoint)
         if do_close:
             self._connection_closed(conn, endpoint, peer)
 
         endpoint.pkts += 1
         endpoint.ip_bytes += seg.ip_len
-        self._count_marks(endpoint, marks, seg, rel_ack)
-        self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
+        if marks:
+            _count_marks(endpoint, marks, flags)
+        if flags & ACK:
+            # A run of duplicate ACKs ends with any ACK that moves.
+            if marks & analysis.DUP_ACK:
+                endpoint.dup_ack_run += 1
+            elif rel_ack != endpoint.last_ack_sent:
+                endpoint.dup_ack_run = 0
+            endpoint.last_ack_sent = rel_ack
+            endpoint.last_window_sent = seg.window
+        if conn.segments is not None:
+            self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
 
     def _init_endpoint(
         self, conn: Connection, endpoint: Endpoint, seg: Segment, seg_len: int
@@ -434,14 +490,26 @@ class FlowTracker:
         conn.history.append(code if is_orig else code.lower())
 
     @staticmethod
-    def _scaled_history(conn: Connection, endpoint: Endpoint, code: str) -> None:
-        """Record ``code`` when its count reaches 1, 10, 100, ... (Zeek's scaling)."""
+    def _scaled_history(
+        conn: Connection, endpoint: Endpoint, code: str, index: int | None = None
+    ) -> None:
+        """Record ``code`` when its count reaches 1, 10, 100, ... (Zeek's scaling).
+
+        The letter goes at ``index`` in the history when given, else at the end.
+        """
         count_attr, thresh_attr = _SCALED[code]
         count = getattr(endpoint, count_attr) + 1
         setattr(endpoint, count_attr, count)
         threshold = getattr(endpoint, thresh_attr)
         if count == threshold:
-            conn.history.append(code if endpoint.is_orig else code.lower())
+            letter = code if endpoint.is_orig else code.lower()
+            if index is None:
+                conn.history.append(letter)
+            else:
+                conn.history.insert(index, letter)
+                other = conn.resp if endpoint is conn.orig else conn.orig
+                if other.pending_ack and other.pending_index >= index:
+                    other.pending_index += 1
             threshold *= 10
             if threshold > 0xFFFFFFFF:
                 setattr(endpoint, count_attr, 0)
@@ -455,14 +523,16 @@ class FlowTracker:
         peer: Endpoint,
         seg: Segment,
         options: TcpOptions,
-        ts: float,
+        duplicate: bool,
     ) -> None:
         """Record a SYN's options and set window scaling (Zeek's init_window)."""
         endpoint.syn_count += 1
-        if seg.flags & ACK:
-            endpoint.synack_times.append(ts)
-        else:
-            endpoint.syn_times.append(ts)
+        if not duplicate:
+            if seg.flags & ACK:
+                endpoint.synack_times.append(seg.ts)
+            else:
+                endpoint.syn_times.append(seg.ts)
+        _note_fast_open(endpoint, peer, seg, options)
         if options.mss is not None:
             endpoint.mss = options.mss
         endpoint.sack_permitted = endpoint.sack_permitted or options.sack_permitted
@@ -644,9 +714,19 @@ class FlowTracker:
         Models Zeek's reassembler: acknowledged bytes that were never seen are
         a content gap (history G, ``missed_bytes``), counted only while both
         sides are established or closing cleanly, as Zeek does.
+
+        Departure from Zeek, which counts the gap at once: an ACK beyond all
+        data seen from ``endpoint`` leaves the gap pending until that side's
+        next segment, because at a mirror port the ACK can be captured just
+        before the data it acknowledges. The gap's ``G`` still goes where the
+        ACK was, so the history reads as Zeek's does when the data is lost.
         """
         if endpoint.fin_count and rel_ack >= endpoint.fin_seq:
             rel_ack = endpoint.fin_seq - 1
+        if endpoint.pending_ack:
+            if rel_ack > endpoint.pending_ack:
+                endpoint.pending_ack = rel_ack
+            return
         if rel_ack <= endpoint.reassem:
             return
         if rel_ack <= 2 and conn.is_partial:
@@ -654,23 +734,53 @@ class FlowTracker:
             return
         peer = conn.resp if endpoint is conn.orig else conn.orig
         report = _is_clean(endpoint) and _is_clean(peer)
+        if rel_ack > endpoint.last:
+            endpoint.pending_ack = rel_ack
+            endpoint.pending_index = len(conn.history)
+            endpoint.pending_report = report
+            return
+        self._trim(conn, endpoint, rel_ack, report, None)
+
+    def _resolve_gap(self, conn: Connection, endpoint: Endpoint) -> None:
+        """Count what is still missing below a pending ACK as a content gap."""
+        rel_ack = endpoint.pending_ack
+        endpoint.pending_ack = 0
+        if rel_ack > endpoint.reassem:
+            self._trim(
+                conn, endpoint, rel_ack, endpoint.pending_report, endpoint.pending_index
+            )
+
+    def _trim(
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        rel_ack: int,
+        report: bool,
+        index: int | None,
+    ) -> None:
+        """Move the content-gap model up to ``rel_ack``; each hole is one gap."""
         blocks = endpoint.blocks
         while blocks and blocks[0][0] < rel_ack:
             start, end = blocks.pop(0)
             if start > endpoint.reassem:
-                self._gap(conn, endpoint, start - endpoint.reassem, report)
+                self._gap(conn, endpoint, start - endpoint.reassem, report, index)
             if end > endpoint.reassem:
                 endpoint.reassem = end
         if rel_ack > endpoint.reassem:
-            self._gap(conn, endpoint, rel_ack - endpoint.reassem, report)
+            self._gap(conn, endpoint, rel_ack - endpoint.reassem, report, index)
             endpoint.reassem = rel_ack
 
     def _gap(
-        self, conn: Connection, endpoint: Endpoint, size: int, report: bool
+        self,
+        conn: Connection,
+        endpoint: Endpoint,
+        size: int,
+        report: bool,
+        index: int | None,
     ) -> None:
         if report:
             endpoint.missed_bytes += size
-            self._scaled_history(conn, endpoint, "G")
+            self._scaled_history(conn, endpoint, "G", index)
 
     @staticmethod
     def _data_sent(
@@ -716,28 +826,6 @@ class FlowTracker:
         ):
             conn.handshake_ack_time = ts
 
-    def _count_marks(
-        self, endpoint: Endpoint, marks: int, seg: Segment, rel_ack: int
-    ) -> None:
-        if marks & analysis.ANY_RETRANSMISSION:
-            endpoint.retransmissions += 1
-        if marks & analysis.OUT_OF_ORDER:
-            endpoint.out_of_order += 1
-        if marks & analysis.ZERO_WINDOW:
-            endpoint.zero_windows += 1
-        if marks & analysis.KEEP_ALIVE:
-            endpoint.keepalives += 1
-        if marks & analysis.WINDOW_FULL:
-            endpoint.window_full += 1
-        if marks & analysis.DUP_ACK:
-            endpoint.dup_acks += 1
-            endpoint.dup_ack_run += 1
-        elif rel_ack != endpoint.last_ack_sent:
-            endpoint.dup_ack_run = 0
-        if seg.flags & ACK:
-            endpoint.last_ack_sent = rel_ack
-            endpoint.last_window_sent = seg.window
-
     def _keep(
         self,
         conn: Connection,
@@ -770,6 +858,61 @@ _SCALED = {
     "T": ("rxmt_count", "rxmt_thresh"),
     "W": ("win0_count", "win0_thresh"),
 }
+
+
+def _count_marks(endpoint: Endpoint, marks: int, flags: int) -> None:
+    """Add a segment's analysis marks to its sender's per-direction counts.
+
+    A retransmitted SYN or SYN-ACK is marked for the timeline but counted
+    apart, as a handshake retry.
+    """
+    if marks & analysis.ANY_RETRANSMISSION and not flags & SYN:
+        endpoint.retransmissions += 1
+        if marks & analysis.FAST_RETRANSMISSION:
+            endpoint.fast_retransmissions += 1
+        elif marks & analysis.SPURIOUS_RETRANSMISSION:
+            endpoint.spurious_retransmissions += 1
+    if marks & analysis.OUT_OF_ORDER:
+        endpoint.out_of_order += 1
+    if marks & analysis.PREVIOUS_SEGMENT_NOT_CAPTURED:
+        endpoint.segments_not_captured += 1
+    if marks & analysis.DUP_ACK:
+        endpoint.dup_acks += 1
+    if marks & analysis.ZERO_WINDOW:
+        endpoint.zero_windows += 1
+    if marks & analysis.WINDOW_FULL:
+        endpoint.window_full += 1
+    if marks & analysis.ZERO_WINDOW_PROBE:
+        endpoint.zero_window_probes += 1
+    if marks & analysis.KEEP_ALIVE:
+        endpoint.keepalives += 1
+    if marks & analysis.WINDOW_UPDATE:
+        endpoint.window_updates += 1
+    if marks & analysis.DUPLICATE_CAPTURE:
+        endpoint.duplicate_captures += 1
+
+
+def _note_fast_open(
+    endpoint: Endpoint, peer: Endpoint, seg: Segment, options: TcpOptions
+) -> None:
+    """Follow TCP Fast Open (RFC 7413) through the handshake.
+
+    The SYN sender's ``fast_open`` becomes ``cookie_request`` (an empty
+    cookie), ``cookie`` (a cookie without data) or ``data`` (data on the SYN).
+    The SYN-ACK settles ``data``: ``accepted`` when it acknowledges the data,
+    ``not_accepted`` when it acknowledges the SYN alone, so the data must be
+    sent again after the handshake.
+    """
+    if not seg.flags & ACK:
+        if seg.payload_len:
+            endpoint.fast_open = "data"
+        elif options.fast_open_cookie is not None:
+            endpoint.fast_open = (
+                "cookie" if options.fast_open_cookie else ("cookie_request")
+            )
+    elif peer.fast_open == "data":
+        acked = (seg.ack - peer.isn) & SEQ_MASK
+        peer.fast_open = "accepted" if acked > 1 else "not_accepted"
 
 
 def _is_clean(endpoint: Endpoint) -> bool:

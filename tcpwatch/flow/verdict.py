@@ -1,68 +1,165 @@
-"""One plain-language sentence per connection, built from the record's facts."""
+"""One plain-language sentence per connection, built from the record's facts.
+
+The sentence names the outcome first ("server refused", "closed cleanly",
+"reset by the server") and then, after a semicolon, what went wrong on the way
+(retransmissions, bytes the capture missed, zero windows). Where the capture
+cannot settle a fact, the sentence says so: roles without a SYN are "inferred"
+or "guessed", and out-of-order segments "may be quick retransmissions".
+"""
 
 from typing import Any
 
 from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.zeek import LIKELY_SERVER_PORTS
 from tcpwatch.units import format_bytes, format_seconds
 
 
 def verdict(conn: Connection, record: dict[str, Any]) -> str:
     """Return a sentence a person can act on, e.g. "server refused: ..."."""
+    outcome = _outcome(conn, record)
+    details = _details(record)
+    if details:
+        return f"{outcome}; {', '.join(details)}"
+    return outcome
+
+
+def _outcome(conn: Connection, record: dict[str, Any]) -> str:
     handshake = record["handshake"]
-    teardown = record["teardown"]
-    total = record["orig_bytes"] + record["resp_bytes"]
     if handshake == "rejected":
         latency = format_seconds(record["reject_latency"])
         tries = len(conn.orig.syn_times)
         extra = f" ({tries} SYNs)" if tries > 1 else ""
         return f"server refused: SYN answered by RST after {latency}{extra}"
     if handshake == "no_reply":
-        syn_times = conn.orig.syn_times
-        if len(syn_times) > 1:
-            span = format_seconds(syn_times[-1] - syn_times[0])
-            return f"no answer: {len(syn_times)} SYNs over {span}"
-        return "no answer to the SYN"
+        return _no_reply(conn, record)
     if handshake == "incomplete":
-        if conn.synack_time is None:
-            return (
-                "handshake did not complete: "
-                "the server answered the SYN without a SYN-ACK"
-            )
-        return "handshake did not complete: the SYN-ACK was never acknowledged"
-    prefix = ""
-    if handshake == "not_seen":
-        prefix = (
-            "capture started mid-stream, roles inferred from ports; "
-            if conn.roles_inferred
-            else "capture started mid-stream; "
+        return _incomplete(conn, record)
+    if handshake == "not_seen" and _only_resets(conn):
+        return (
+            "lone RST with no connection seen: backscatter from spoofed "
+            "traffic, or a connection older than the capture"
         )
-    elif handshake == "simultaneous_open":
-        prefix = "simultaneous open; "
-    size = format_bytes(total)
+    return _prefix(conn, record) + _ending(conn, record)
+
+
+def _no_reply(conn: Connection, record: dict[str, Any]) -> str:
+    syn_times = conn.orig.syn_times
+    history = record["history"]
+    if "A" in history or "D" in history:
+        # The client went on to acknowledge or send data: it got a SYN-ACK
+        # that is not in the capture.
+        size = format_bytes(record["orig_bytes"])
+        return (
+            f"only the client's side was captured ({size} sent): the server's "
+            "packets are missing, perhaps routed another way"
+        )
+    if len(syn_times) > 1:
+        span = format_seconds(syn_times[-1] - syn_times[0])
+        return f"no answer: {len(syn_times)} SYNs over {span}"
+    return "no answer to the SYN"
+
+
+def _incomplete(conn: Connection, record: dict[str, Any]) -> str:
+    if conn.synack_time is None:
+        return (
+            "handshake did not complete: the server answered the SYN without a SYN-ACK"
+        )
+    synacks = conn.resp.synack_times
+    if len(synacks) > 1:
+        span = format_seconds(synacks[-1] - synacks[0])
+        return (
+            f"handshake did not complete: {len(synacks)} SYN-ACKs over {span} "
+            "were never acknowledged"
+        )
+    if record["teardown"] in ("reset_by_orig", "reset_by_resp"):
+        side = "client" if record["teardown"] == "reset_by_orig" else "server"
+        return f"reset by the {side} during the handshake"
+    return "handshake did not complete: the SYN-ACK was never acknowledged"
+
+
+def _prefix(conn: Connection, record: dict[str, Any]) -> str:
+    handshake = record["handshake"]
+    if handshake == "simultaneous_open":
+        return "simultaneous open; "
+    if handshake != "not_seen":
+        return ""
+    if not conn.roles_inferred:
+        return "capture started mid-stream; "
+    if conn.resp_p in LIKELY_SERVER_PORTS:
+        return "capture started mid-stream, roles inferred from ports; "
+    return "capture started mid-stream, roles guessed from the first packet; "
+
+
+def _ending(conn: Connection, record: dict[str, Any]) -> str:
+    teardown = record["teardown"]
+    size = format_bytes(record["orig_bytes"] + record["resp_bytes"])
     if teardown == "fin":
-        first = _first_fin_side(conn)
-        return f"{prefix}closed cleanly by the {first} after {size}"
+        if record["simultaneous_close"]:
+            return f"closed cleanly by both sides at once after {size}"
+        return f"closed cleanly by the {_first_fin_side(conn)} after {size}"
     if teardown in ("reset_by_orig", "reset_by_resp"):
-        side = "client" if teardown == "reset_by_orig" else "server"
-        rst_time = (
-            conn.orig.rst_time if teardown == "reset_by_orig" else conn.resp.rst_time
-        )
-        start = conn.handshake_ack_time or conn.start_time
-        into = format_seconds((rst_time or start) - start)
-        stage = "into the transfer" if total else "after the handshake, before any data"
-        if handshake == "incomplete":
-            stage = "during the handshake"
-        return f"{prefix}reset by the {side} {into} {stage} ({size} exchanged)"
+        return _reset(conn, record, size)
     if teardown == "half_closed":
         side = "client" if conn.orig.fin_time is not None else "server"
         other = "server" if side == "client" else "client"
-        return (
-            f"{prefix}half-closed: the {side} sent FIN, "
-            f"the {other} never closed ({size})"
-        )
+        return f"half-closed: the {side} sent FIN, the {other} never closed ({size})"
     if teardown == "idle_timeout":
-        return f"{prefix}idle too long: tracking stopped after {size}"
-    return f"{prefix}still open at the end of the capture after {size}"
+        return f"idle too long: tracking stopped after {size}, it may still be open"
+    return f"still open at the end of the capture after {size}"
+
+
+def _reset(conn: Connection, record: dict[str, Any], size: str) -> str:
+    by_orig = record["teardown"] == "reset_by_orig"
+    side = "client" if by_orig else "server"
+    rst_time = conn.orig.rst_time if by_orig else conn.resp.rst_time
+    start = conn.handshake_ack_time or conn.start_time
+    into = format_seconds((rst_time or start) - start)
+    if record["orig_bytes"] + record["resp_bytes"]:
+        stage = "into the transfer"
+    else:
+        stage = "after the handshake, before any data"
+    return f"reset by the {side} {into} {stage} ({size} exchanged)"
+
+
+def _details(record: dict[str, Any]) -> list[str]:
+    """Return short phrases for the trouble the connection ran into."""
+    details = []
+    for side, name in (("orig", "client"), ("resp", "server")):
+        retransmissions = record[f"{side}_retransmissions"]
+        if retransmissions:
+            details.append(f"{_count(retransmissions, 'retransmission')} by the {name}")
+        out_of_order = record[f"{side}_out_of_order"]
+        if out_of_order:
+            details.append(
+                f"{_count(out_of_order, 'segment')} from the {name} out of order "
+                "(or quick retransmissions: the capture cannot tell)"
+            )
+        zero_windows = record[f"{side}_zero_windows"]
+        if zero_windows:
+            details.append(
+                f"the {name}'s receive window was full "
+                f"({_count(zero_windows, 'zero-window advertisement')})"
+            )
+    if record["missed_bytes"]:
+        details.append(
+            f"the capture missed {format_bytes(record['missed_bytes'])} "
+            "that were acknowledged"
+        )
+    if record["fast_open"] == "not_accepted":
+        details.append("data on the SYN (TCP Fast Open) was not accepted")
+    elif record["fast_open"] == "accepted":
+        details.append("data on the SYN (TCP Fast Open) was accepted")
+    return details
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _only_resets(conn: Connection) -> bool:
+    """Return whether every packet of the connection was a RST."""
+    orig, resp = conn.orig, conn.resp
+    return orig.rst_count + resp.rst_count == orig.pkts + resp.pkts > 0
 
 
 def _first_fin_side(conn: Connection) -> str:
