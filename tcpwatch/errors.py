@@ -37,3 +37,7 @@ class InterfaceNotFoundError(TcpwatchError):
 
 class TsharkMissingError(TcpwatchError):
     """The tshark backend was requested but tshark or pyshark is not installed."""
+
+
+class PolicyError(TcpwatchError):
+    """A firewall policy file (TOML or Terraform) that cannot be read or is invalid."""

@@ -52,9 +52,11 @@ def _root(
 
 def _register() -> None:
     """Add each command module's commands to ``app``."""
-    from tcpwatch.cli import read
+    from tcpwatch.cli import audit, live, read
 
     read.register(app)
+    audit.register(app)
+    live.register(app)
 
 
 _register()
