@@ -52,11 +52,10 @@ def _root(
 
 def _register() -> None:
     """Add each command module's commands to ``app``."""
-    from tcpwatch.cli import audit, live, read
+    from tcpwatch.cli import audit, read
 
     read.register(app)
     audit.register(app)
-    live.register(app)
 
 
 _register()
