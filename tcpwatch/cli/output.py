@@ -16,8 +16,9 @@ class OfflineReport:
     """Run the offline pipeline and print its results.
 
     Machine formats (json, csv, zeek) stream one record per connection as the
-    tracker finishes it. The table and timelines are printed when the capture
-    has been read, in the order connections were first seen.
+    tracker finishes it, and mermaid one diagram per connection. The table and
+    timelines are printed when the capture has been read, in the order
+    connections were first seen.
     """
 
     def __init__(
@@ -26,12 +27,15 @@ class OfflineReport:
         timelines: bool,
         selection: list[str],
         full: bool,
+        views: Any = None,
     ) -> None:
         self.output_format = output_format.value if output_format else None
         self.timelines = timelines
         self.numbers = {int(value) for value in selection if value.isdigit()}
         self.uids = {value for value in selection if not value.isdigit()}
         self.full = full
+        self.views = views
+        """``read.TimelineOptions``: explanations, language, SVG and HTML files."""
         self.stdout = Console(file=sys.stdout, highlight=False)
         self.stderr = Console(file=sys.stderr, highlight=False)
         self.rows: list[tuple[int, dict[str, Any]]] = []
@@ -43,9 +47,12 @@ class OfflineReport:
     ) -> int:
         """Read ``paths`` and print; return the exit status (1 if a file broke)."""
         from tcpwatch.flow.tracker import FlowTracker
+        from tcpwatch.i18n import catalogue
         from tcpwatch.pipeline import read_captures
 
-        tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=self.timelines)
+        catalogue(self._lang)  # an unknown language fails before reading
+        keep = self.timelines or self.output_format == "mermaid"
+        tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=keep)
         self.writer = self._make_writer()
         result = read_captures(
             paths,
@@ -79,7 +86,15 @@ class OfflineReport:
             return writers.CsvWriter(sys.stdout)
         if self.output_format == "zeek":
             return writers.ZeekWriter(sys.stdout)
+        if self.output_format == "mermaid":
+            from tcpwatch.export.mermaid import MermaidWriter
+
+            return MermaidWriter(sys.stdout, full=self.full, lang=self._lang)
         return None
+
+    @property
+    def _lang(self) -> str:
+        return str(self.views.lang) if self.views is not None else "en"
 
     def _selected(self, conn: Connection) -> bool:
         if not self.numbers and not self.uids:
@@ -88,6 +103,11 @@ class OfflineReport:
 
     def _finished(self, conn: Connection) -> None:
         if not self._selected(conn):
+            return
+        if self.output_format == "mermaid":
+            self.writer.write(conn)
+            if self.timelines:
+                self.kept.append(conn)
             return
         record = build_record(conn)
         if self.writer is not None:
@@ -116,9 +136,46 @@ class OfflineReport:
             from tcpwatch.cli.read import terminal_width
 
             width = None if console.is_terminal else terminal_width()
+            views = self.views
+            explain = bool(views and views.explain)
+            saved = self._recording_console(width or console.width)
             for conn in sorted(self.kept, key=lambda c: c.number):
-                console.print()
-                console.print(
-                    f"connection {conn.number} ({conn.uid})", style="bold", width=width
+                timeline = Timeline(
+                    conn,
+                    full=self.full,
+                    explain=explain,
+                    lang=self._lang,
+                    title=True,
+                    verdict=True,
                 )
-                console.print(Timeline(conn, full=self.full), width=width, crop=False)
+                console.print()
+                console.print(timeline, width=width, crop=False)
+                if saved is not None:
+                    saved.print()
+                    saved.print(timeline, crop=False)
+            if saved is not None:
+                self._save(saved)
+
+    def _recording_console(self, width: int) -> Console | None:
+        """Return a console that records the timelines for --svg and --html."""
+        views = self.views
+        if views is None or not (views.svg or views.html):
+            return None
+        import io
+
+        return Console(
+            file=io.StringIO(),
+            record=True,
+            width=width,
+            force_terminal=True,
+            color_system="truecolor",
+            highlight=False,
+        )
+
+    def _save(self, recorded: Console) -> None:
+        views = self.views
+        title = "tcpwatch timeline"
+        if views.svg:
+            recorded.save_svg(str(views.svg), title=title, clear=False)
+        if views.html:
+            recorded.save_html(str(views.html), clear=False)

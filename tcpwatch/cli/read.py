@@ -4,7 +4,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
@@ -16,6 +16,7 @@ class OutputFormat(enum.StrEnum):
     json = "json"
     csv = "csv"
     zeek = "zeek"
+    mermaid = "mermaid"
 
 
 Files = Annotated[
@@ -59,12 +60,43 @@ Format = Annotated[
         "--format",
         "-F",
         help="table; or json (one object per line), csv or zeek (conn.log TSV), "
-        "which stream one record per connection.",
+        "which stream one record per connection; or mermaid (a Markdown-ready "
+        "sequence diagram per connection).",
     ),
 ]
 ShowTimeline = Annotated[
     bool,
     typer.Option("--timeline", "-t", help="Draw each connection's ladder diagram too."),
+]
+Explain = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Add a plain-language note to each step of the timelines.",
+    ),
+]
+Lang = Annotated[
+    str,
+    typer.Option(
+        "--lang",
+        help="Language of timelines, explanations and verdicts: en or ja.",
+    ),
+]
+SaveSvg = Annotated[
+    Path | None,
+    typer.Option(
+        "--svg",
+        help="Also save the timelines as an SVG image to this file.",
+        dir_okay=False,
+    ),
+]
+SaveHtml = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Also save the timelines as an HTML page to this file.",
+        dir_okay=False,
+    ),
 ]
 
 
@@ -81,16 +113,21 @@ def read(
     full: Full = False,
     validate_checksums: ValidateChecksums = False,
     idle_timeout: IdleTimeout = 300.0,
+    explain: Explain = False,
+    lang: Lang = "en",
+    svg: SaveSvg = None,
+    html: SaveHtml = None,
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
     _run(
         [str(path) for path in files],
         output_format,
-        timelines=show_timeline or bool(conn),
+        timelines=show_timeline or bool(conn) or explain or bool(svg or html),
         selection=conn or [],
         full=full,
         validate_checksums=validate_checksums,
         idle_timeout=idle_timeout,
+        views=TimelineOptions(explain, lang, svg, html),
     )
 
 
@@ -100,6 +137,10 @@ def timeline(
     full: Full = False,
     validate_checksums: ValidateChecksums = False,
     idle_timeout: IdleTimeout = 300.0,
+    explain: Explain = False,
+    lang: Lang = "en",
+    svg: SaveSvg = None,
+    html: SaveHtml = None,
 ) -> None:
     """Draw the ladder diagram of each connection (or of those given with --conn)."""
     _run(
@@ -110,6 +151,7 @@ def timeline(
         full=full,
         validate_checksums=validate_checksums,
         idle_timeout=idle_timeout,
+        views=TimelineOptions(explain, lang, svg, html),
     )
 
 
@@ -122,6 +164,7 @@ def _run(
     full: bool,
     validate_checksums: bool,
     idle_timeout: float,
+    views: "TimelineOptions | None" = None,
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
 
@@ -130,6 +173,7 @@ def _run(
         timelines=timelines,
         selection=selection,
         full=full,
+        views=views,
     )
     try:
         status = report.run(
@@ -139,6 +183,15 @@ def _run(
         print(f"tcpwatch: error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     raise typer.Exit(status)
+
+
+class TimelineOptions(NamedTuple):
+    """How timelines are drawn and where else they are saved."""
+
+    explain: bool = False
+    lang: str = "en"
+    svg: Path | None = None
+    html: Path | None = None
 
 
 def terminal_width() -> int:
