@@ -9,6 +9,8 @@ the exchange it describes::
     talk.client(ACK)
 """
 
+import struct
+
 from tcpwatch.capture.segment import ACK, FIN, RST, SYN, Segment
 from tcpwatch.flow.record import build_record
 from tcpwatch.flow.tracker import FlowTracker
@@ -107,3 +109,46 @@ def track_one(segments: list[Segment], **options: object) -> dict[str, object]:
     records = track(segments, **options)
     assert len(records) == 1, f"expected one connection, got {len(records)}"
     return records[0]
+
+
+def to_bytes(segment: Segment) -> bytes:
+    """Return ``segment`` as the bytes of an IPv4 or IPv6 packet (built by scapy)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import Raw
+
+    if len(segment.src) == 4:
+        ip = IP(src=_text(segment.src), dst=_text(segment.dst))
+    else:
+        ip = IPv6(src=_text(segment.src), dst=_text(segment.dst))
+    options = segment.options + b"\x00" * (-len(segment.options) % 4)
+    tcp = TCP(
+        sport=segment.sport,
+        dport=segment.dport,
+        seq=segment.seq,
+        ack=segment.ack,
+        flags=segment.flags,
+        window=segment.window,
+        dataofs=5 + len(options) // 4,
+    )
+    payload = segment.payload.ljust(segment.payload_len, b"x")
+    return bytes(ip / tcp / Raw(options + payload))
+
+
+def write_pcap(segments: list[Segment], path: str) -> None:
+    """Write ``segments`` to a nanosecond raw-IP pcap file, in list order."""
+    with open(path, "wb") as stream:
+        # Magic for nanosecond timestamps, version 2.4, snaplen, LINKTYPE_RAW.
+        stream.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 101))
+        for segment in segments:
+            data = to_bytes(segment)
+            seconds = int(segment.ts)
+            nanos = round((segment.ts - seconds) * 1e9)
+            stream.write(struct.pack("<IIII", seconds, nanos, len(data), len(data)))
+            stream.write(data)
+
+
+def _text(address: bytes) -> str:
+    from tcpwatch.flow.connection import format_address
+
+    return format_address(address)

@@ -57,6 +57,7 @@ class Connection:
         "segments_dropped",
         "stray_syns",
         "port_reused",
+        "doubled",
         "finished",
     )
 
@@ -101,6 +102,8 @@ class Connection:
         self.stray_syns = 0
         self.port_reused = False
         """True when this connection took over the 4-tuple of an earlier one."""
+        self.doubled = False
+        """True once a segment of this connection was seen captured twice."""
         self.finished = False
 
     def flip(self) -> None:

@@ -270,9 +270,17 @@ class FlowTracker:
 
         # A copy of the sender's previous segment, captured a second time, is
         # counted as Zeek counts it (packets, history) but not analysed again.
+        # Identical pure ACKs are also what a receiver sends as duplicate ACKs
+        # in a burst, so they count as copies only once the capture is known
+        # to double this connection's packets.
         prev = endpoint.prev_seg
         duplicate = (
             prev is not None
+            and (
+                seg.payload_len > 0
+                or seg.flags & (SYN | FIN | RST) != 0
+                or conn.doubled
+            )
             and seg.seq == prev.seq
             and seg.ack == prev.ack
             and seg.flags == prev.flags
@@ -284,6 +292,8 @@ class FlowTracker:
         )
         endpoint.prev_seg = seg
         endpoint.prev_peer_pkts = peer.pkts
+        if duplicate:
+            conn.doubled = True
 
         flags = seg.flags
         length = seg.payload_len
@@ -356,7 +366,7 @@ class FlowTracker:
                         peer.ack = rel_ack
             if not duplicate:
                 marks |= analysis.analyze_ack(
-                    endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
+                    endpoint, peer, flags, length, rel_seq, rel_ack, endpoint.window
                 )
         if flags & FIN and endpoint.fin_ack is None:
             endpoint.fin_ack = rel_ack if flags & ACK else -1
@@ -399,7 +409,8 @@ class FlowTracker:
             elif rel_ack != endpoint.last_ack_sent:
                 endpoint.dup_ack_run = 0
             endpoint.last_ack_sent = rel_ack
-            endpoint.last_window_sent = seg.window
+            # A SYN's window is not scaled: the next window is not compared.
+            endpoint.last_window_sent = -1 if flags & SYN else endpoint.window
         if conn.segments is not None:
             self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
 
@@ -788,7 +799,9 @@ class FlowTracker:
     ) -> None:
         """Feed payload ``[rel_seq, rel_seq + length)`` to the content-gap model."""
         end = rel_seq + length
-        if rel_seq < endpoint.ack:
+        if rel_seq < endpoint.ack and not endpoint.pending_ack:
+            # Acknowledged data was trimmed already; with an ACK pending, the
+            # data is what the ACK is waiting for.
             if end <= endpoint.ack:
                 return
             rel_seq = endpoint.ack

@@ -1,0 +1,347 @@
+"""Per-segment analysis marks, with Wireshark's names, on scripted segments."""
+
+from scripted import Conversation
+
+from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN, Segment
+from tcpwatch.flow import analysis
+from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.record import build_record
+from tcpwatch.flow.tracker import FlowTracker
+
+NOP_NOP_TIMESTAMP = bytes([1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9])
+TIMESTAMPS_ONLY = bytes([8, 10, 0, 0, 0, 1, 0, 0, 0, 0])
+"""SYN options: a timestamp option and nothing else (no window scale)."""
+
+
+def run(talk: Conversation) -> tuple[Connection, dict[str, object]]:
+    tracker = FlowTracker(keep_segments=True)
+    for segment in talk.segments:
+        tracker.process(segment)
+    (conn,) = tracker.flush()
+    return conn, build_record(conn)
+
+
+def marks_of(conn: Connection, segment: Segment) -> int:
+    assert conn.segments is not None
+    for view in conn.segments:
+        if view.segment is segment:
+            return view.marks
+    raise AssertionError(f"segment not kept: {segment}")
+
+
+def established() -> Conversation:
+    talk = Conversation()
+    talk.client(SYN, at=0.0)
+    talk.server(SYN | ACK, at=0.01)
+    talk.client(ACK, at=0.02)
+    return talk
+
+
+def test_analysis_mark_names():
+    marks = analysis.RETRANSMISSION | analysis.DUPLICATE_CAPTURE
+    assert analysis.mark_names(marks) == ["retransmission", "duplicate capture"]
+
+
+def test_analysis_timeout_retransmission():
+    talk = established()
+    first = talk.client(PSH | ACK, 500, at=1.0)
+    again = talk.client(PSH | ACK, 500, seq=first.seq, at=1.3)
+    talk.server(ACK, at=1.31)
+    conn, record = run(talk)
+    assert marks_of(conn, first) == 0
+    assert marks_of(conn, again) == analysis.RETRANSMISSION
+    assert record["orig_retransmissions"] == 1
+    assert record["orig_fast_retransmissions"] == 0
+    assert record["orig_bytes"] == 500
+
+
+def test_analysis_fast_retransmission():
+    talk = established()
+    lost = talk.client(PSH | ACK, 100, at=1.0)
+    for step in range(3):
+        talk.client(PSH | ACK, 100, at=1.001 + step * 0.001)
+    dup_acks = [talk.server(ACK, ack=lost.seq, at=1.005 + i * 0.001) for i in range(3)]
+    again = talk.client(PSH | ACK, 100, seq=lost.seq, at=1.009)
+    talk.server(ACK, at=1.02)
+    conn, record = run(talk)
+    assert marks_of(conn, dup_acks[0]) == 0
+    assert marks_of(conn, dup_acks[1]) == analysis.DUP_ACK
+    assert marks_of(conn, dup_acks[2]) == analysis.DUP_ACK
+    assert marks_of(conn, again) == analysis.FAST_RETRANSMISSION
+    assert record["resp_dup_acks"] == 2
+    assert record["orig_fast_retransmissions"] == 1
+    assert record["orig_retransmissions"] == 1
+
+
+def test_analysis_spurious_retransmission():
+    talk = established()
+    data = talk.client(PSH | ACK, 200, at=1.0)
+    talk.server(ACK, at=1.01)
+    again = talk.client(PSH | ACK, 200, seq=data.seq, at=1.5)
+    conn, record = run(talk)
+    assert marks_of(conn, again) == analysis.SPURIOUS_RETRANSMISSION
+    assert record["orig_spurious_retransmissions"] == 1
+    assert record["orig_retransmissions"] == 1
+
+
+def test_analysis_out_of_order_and_previous_not_captured():
+    talk = established()
+    first = talk.client(PSH | ACK, 100, at=1.0, advance=False)
+    second = talk.client(PSH | ACK, 100, seq=first.seq + 100, at=1.0)
+    talk.segments[-2:] = [second, first._replace(ts=1.0005)]
+    talk.next_seq[True] = first.seq + 200
+    talk.server(ACK, at=1.01)
+    conn, record = run(talk)
+    assert marks_of(conn, second) == analysis.PREVIOUS_SEGMENT_NOT_CAPTURED
+    late = conn.segments[-2] if conn.segments else None
+    assert late is not None
+    assert late.marks == analysis.OUT_OF_ORDER
+    assert record["orig_out_of_order"] == 1
+    assert record["orig_segments_not_captured"] == 1
+    assert record["orig_retransmissions"] == 0
+    assert record["missed_bytes"] == 0
+
+
+def test_analysis_gap_counts_missed_bytes():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.client(PSH | ACK, 300, at=1.001)
+    talk.segments.pop()  # the 300-byte segment was not captured
+    after = talk.client(PSH | ACK, 100, at=1.002)
+    talk.server(ACK, at=1.01)
+    conn, record = run(talk)
+    assert marks_of(conn, after) == analysis.PREVIOUS_SEGMENT_NOT_CAPTURED
+    assert record["missed_bytes"] == 300
+    assert record["orig_missed_bytes"] == 300
+    assert record["orig_bytes"] == 500
+    assert record["history"] == "ShADaG"
+
+
+def test_analysis_duplicate_capture_is_not_retransmission():
+    talk = established()
+    data = talk.client(PSH | ACK, 100, at=1.0, options=NOP_NOP_TIMESTAMP)
+    copy = data._replace(ts=1.000004)
+    talk.segments.append(copy)
+    talk.server(ACK, at=1.01)
+    conn, record = run(talk)
+    assert marks_of(conn, copy) == analysis.DUPLICATE_CAPTURE
+    assert record["orig_duplicate_captures"] == 1
+    assert record["orig_retransmissions"] == 0
+    assert record["orig_bytes"] == 100
+    # Zeek counts both copies and calls the second a retransmission (T).
+    assert record["orig_pkts"] == 4
+    assert record["history"] == "ShADTa"
+
+
+def test_analysis_duplicate_syn_is_not_a_retry():
+    talk = Conversation()
+    syn = talk.client(SYN, at=0.0)
+    talk.segments.append(syn._replace(ts=0.00001))
+    talk.server(SYN | ACK, at=0.01)
+    talk.client(ACK, at=0.02)
+    conn, record = run(talk)
+    assert record["syn_retransmissions"] == 0
+    assert record["orig_duplicate_captures"] == 1
+
+
+def test_analysis_same_segment_later_is_retransmission():
+    talk = established()
+    data = talk.client(PSH | ACK, 100, at=1.0)
+    again = data._replace(ts=1.2)
+    talk.segments.append(again)
+    conn, record = run(talk)
+    assert marks_of(conn, again) == analysis.RETRANSMISSION
+    assert record["orig_duplicate_captures"] == 0
+
+
+def test_analysis_capture_skew_is_not_loss():
+    talk = established()
+    data = talk.client(PSH | ACK, 100, at=1.0)
+    ack = talk.server(ACK, at=1.00002)
+    # The mirror port delivered the ACK a moment before the data.
+    talk.segments[-2:] = [ack, data._replace(ts=1.00003)]
+    talk.client(FIN | ACK, at=1.1)
+    talk.server(FIN | ACK, at=1.2)
+    talk.client(ACK, at=1.3)
+    conn, record = run(talk)
+    assert record["missed_bytes"] == 0
+    assert "G" not in record["history"]
+    assert record["orig_bytes"] == 100
+    assert record["orig_retransmissions"] == 0
+    assert record["orig_spurious_retransmissions"] == 0
+
+
+def test_analysis_ack_for_data_never_seen_is_a_gap():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.segments.pop()
+    talk.server(ACK, at=1.01)
+    talk.client(FIN | ACK, at=1.1)
+    talk.server(FIN | ACK, at=1.2)
+    talk.client(ACK, at=1.3)
+    conn, record = run(talk)
+    assert record["missed_bytes"] == 100
+    # The G stands right after the ACK's own letter, as in Zeek's history.
+    assert record["history"] == "ShAaGFf"
+
+
+def test_analysis_gap_at_capture_end():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.segments.pop()
+    talk.server(ACK, at=1.01)
+    conn, record = run(talk)
+    assert record["missed_bytes"] == 100
+    assert record["history"] == "ShAaG"
+
+
+def test_analysis_duplicate_acks():
+    talk = established()
+    first = talk.client(PSH | ACK, 100, at=1.0)
+    talk.client(PSH | ACK, 100, at=1.001)
+    talk.client(PSH | ACK, 100, at=1.002)
+    acks = [
+        talk.server(ACK, ack=first.seq + 100, at=1.01 + i * 0.001) for i in range(4)
+    ]
+    conn, record = run(talk)
+    assert [marks_of(conn, ack) for ack in acks] == [0] + [analysis.DUP_ACK] * 3
+    assert record["resp_dup_acks"] == 3
+
+
+def test_analysis_zero_window_and_probe():
+    talk = established()
+    talk.client(PSH | ACK, 1000, at=1.0)
+    zero = talk.server(ACK, window=0, at=1.01)
+    probe = talk.client(PSH | ACK, 1, at=1.2)
+    talk.server(ACK, window=0, at=1.21, ack=probe.seq)
+    update = talk.server(ACK, window=8192, at=1.5, ack=probe.seq)
+    conn, record = run(talk)
+    assert marks_of(conn, zero) == analysis.ZERO_WINDOW
+    assert marks_of(conn, probe) == analysis.ZERO_WINDOW_PROBE
+    assert marks_of(conn, update) == analysis.WINDOW_UPDATE
+    assert record["resp_zero_windows"] == 2
+    assert record["orig_zero_window_probes"] == 1
+    assert record["resp_window_updates"] == 1
+    assert "w" in record["history"]
+
+
+def test_analysis_window_full():
+    talk = Conversation()
+    talk.client(SYN, options=TIMESTAMPS_ONLY)
+    talk.server(SYN | ACK, options=TIMESTAMPS_ONLY, window=2000)
+    talk.client(ACK)
+    talk.server(ACK, window=2000)
+    talk.client(PSH | ACK, 1000)
+    full = talk.client(PSH | ACK, 1000)
+    conn, record = run(talk)
+    assert marks_of(conn, full) == analysis.WINDOW_FULL
+    assert record["orig_window_full"] == 1
+
+
+def test_analysis_keep_alive_empty_and_garbage_byte():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.server(ACK, at=1.01)
+    empty = talk.client(ACK, seq=talk.next_seq[True] - 1, at=60.0)
+    talk.server(ACK, at=60.01)
+    garbage = talk.client(ACK, 1, seq=talk.next_seq[True] - 1, at=120.0, advance=False)
+    talk.server(ACK, at=120.01)
+    conn, record = run(talk)
+    assert marks_of(conn, empty) == analysis.KEEP_ALIVE
+    assert marks_of(conn, garbage) == analysis.KEEP_ALIVE
+    assert record["orig_keepalives"] == 2
+    assert record["orig_retransmissions"] == 0
+    assert record["orig_bytes"] == 100
+
+
+def test_analysis_no_marks_on_a_clean_exchange():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.server(ACK, at=1.01)
+    talk.server(PSH | ACK, 300, at=1.02)
+    talk.client(ACK, at=1.03)
+    talk.client(FIN | ACK, at=1.04)
+    talk.server(FIN | ACK, at=1.05)
+    talk.client(ACK, at=1.06)
+    conn, record = run(talk)
+    assert conn.segments is not None
+    assert [view.marks for view in conn.segments] == [0] * len(conn.segments)
+
+
+def test_analysis_window_scale_applied():
+    talk = established()  # both SYNs offer window scale 7
+    talk.server(ACK, window=100, at=1.0)
+    conn, record = run(talk)
+    assert conn.resp.window == 100 << 7
+    assert record["orig_wscale"] == 7
+    assert record["resp_wscale"] == 7
+
+
+def test_analysis_window_scale_needs_both_sides():
+    talk = Conversation()
+    talk.client(SYN)
+    talk.server(SYN | ACK, options=TIMESTAMPS_ONLY)
+    talk.client(ACK, window=100)
+    conn, record = run(talk)
+    assert conn.orig.window == 100
+    assert record["orig_wscale_offered"] == 7
+    assert record["resp_wscale_offered"] is None
+    assert record["orig_wscale"] is None
+
+
+def test_analysis_options_offered_and_agreed():
+    talk = Conversation()
+    talk.client(SYN)
+    talk.server(SYN | ACK, options=TIMESTAMPS_ONLY)
+    talk.client(ACK)
+    conn, record = run(talk)
+    assert record["orig_mss"] == 1460
+    assert record["resp_mss"] is None
+    assert record["orig_sack_permitted"] is True
+    assert record["resp_sack_permitted"] is False
+    assert record["sack_permitted"] is False
+    assert record["orig_timestamps"] is False
+    assert record["resp_timestamps"] is True
+    assert record["timestamps"] is False
+
+
+def test_analysis_sack_blocks_counted():
+    talk = established()
+    first = talk.client(PSH | ACK, 100, at=1.0)
+    talk.client(PSH | ACK, 100, at=1.001)
+    left = first.seq + 100
+    sack = (
+        bytes([1, 1, 5, 10]) + left.to_bytes(4, "big") + (left + 100).to_bytes(4, "big")
+    )
+    talk.server(ACK, ack=first.seq, options=sack, at=1.01)
+    talk.server(ACK, options=NOP_NOP_TIMESTAMP, at=1.02)
+    conn, record = run(talk)
+    assert record["resp_sack_segments"] == 1
+    assert record["orig_sack_segments"] == 0
+
+
+def test_analysis_rst_gets_no_data_marks():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    rst = talk.server(RST, seq=talk.next_seq[False] + 5000, at=1.01)
+    conn, record = run(talk)
+    assert marks_of(conn, rst) == 0
+    assert record["resp_retransmissions"] == 0
+
+
+def test_analysis_doubled_capture_marks_acks_too():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.server(ACK, at=1.01)
+    talk.client(PSH | ACK, 100, at=1.02)
+    talk.server(ACK, at=1.03)
+    doubled = []
+    for segment in talk.segments:
+        doubled += [segment, segment._replace(ts=segment.ts + 0.000005)]
+    talk.segments = doubled
+    conn, record = run(talk)
+    assert record["orig_duplicate_captures"] == 4
+    assert record["resp_duplicate_captures"] == 3
+    assert record["resp_dup_acks"] == 0
+    assert record["orig_retransmissions"] == 0
+    assert record["orig_bytes"] == 200

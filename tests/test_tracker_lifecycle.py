@@ -1,0 +1,465 @@
+"""Connection lifecycles as an observer sees them, one crafted capture each.
+
+Each scenario is scripted with ``Conversation``; the out-of-order cases are
+written to a pcap file and read through the real decoder and pipeline.
+"""
+
+from pathlib import Path
+
+from scripted import Conversation, track, track_one, write_pcap
+
+from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN, Segment
+from tcpwatch.flow import analysis
+from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.record import build_record
+from tcpwatch.flow.tracker import FlowTracker
+from tcpwatch.pipeline import read_captures
+
+TFO_COOKIE = bytes([34, 10]) + b"cookie01"
+"""TCP Fast Open option (kind 34) with an 8-byte cookie."""
+
+
+def read_pcap(segments: list[Segment], tmp_path: Path) -> list[dict[str, object]]:
+    """Write ``segments`` to a pcap in list order and read it back as records."""
+    path = tmp_path / "crafted.pcap"
+    write_pcap(segments, str(path))
+    conns: list[Connection] = []
+    read_captures([str(path)], FlowTracker(), conns.append)
+    return [build_record(conn) for conn in sorted(conns, key=lambda c: c.number)]
+
+
+def test_tracker_syn_retransmitted_is_one_attempt():
+    talk = Conversation()
+    syn = talk.client(SYN, at=0.0)
+    for at in (1.0, 3.0):
+        talk.client(SYN, at=at, seq=syn.seq)
+    talk.server(SYN | ACK, at=3.02)
+    talk.client(ACK, at=3.021)
+    record = track_one(talk.segments)
+    assert record["syn_retransmissions"] == 2
+    assert record["syn_backoffs"] == [1.0, 2.0]
+    assert record["history"] == "ShA"
+    assert record["handshake"] == "complete"
+    assert abs(record["rtt_syn_synack"] - 0.02) < 1e-9
+    assert record["orig_retransmissions"] == 0
+    assert record["conn_state"] == "S1"
+
+
+def test_tracker_synack_retransmitted():
+    talk = Conversation()
+    talk.client(SYN, at=0.0)
+    synack = talk.server(SYN | ACK, at=0.01)
+    for at in (1.01, 3.01):
+        talk.server(SYN | ACK, at=at, seq=synack.seq)
+    talk.client(ACK, at=3.012)
+    record = track_one(talk.segments)
+    assert record["synack_retransmissions"] == 2
+    assert record["synack_backoffs"] == [1.0, 2.0]
+    assert record["history"] == "ShA"
+    assert record["resp_retransmissions"] == 0
+    assert abs(record["rtt_synack_ack"] - 0.002) < 1e-9
+
+
+def test_tracker_synack_never_acknowledged():
+    talk = Conversation()
+    talk.client(SYN, at=0.0)
+    for at in (0.01, 1.01, 3.01):
+        talk.server(SYN | ACK, at=at, seq=5000)
+    record = track_one(talk.segments)
+    assert record["handshake"] == "incomplete"
+    assert record["history"] == "Sh"
+    assert record["verdict"] == (
+        "handshake did not complete: 3 SYN-ACKs over 3.00 s were never acknowledged"
+    )
+
+
+def test_tracker_simultaneous_open():
+    talk = Conversation(client_port=5000, server_port=6000)
+    talk.client(SYN)
+    talk.server(SYN)
+    # Each side answers the other's SYN with a SYN-ACK that repeats its ISN.
+    talk.client(SYN | ACK, seq=1000)
+    talk.server(SYN | ACK, seq=5000)
+    talk.client(ACK)
+    talk.client(PSH | ACK, 10)
+    talk.server(ACK)
+    record = track_one(talk.segments)
+    assert record["handshake"] == "simultaneous_open"
+    assert record["syn_retransmissions"] == 0
+    assert record["synack_retransmissions"] == 0
+    assert record["orig_retransmissions"] == 0
+    assert record["resp_retransmissions"] == 0
+    assert record["history"] == "SsADa"
+    assert record["orig_bytes"] == 10
+    assert record["verdict"].startswith("simultaneous open; ")
+
+
+def test_tracker_fast_open_accepted():
+    talk = Conversation()
+    talk.client(SYN, 100, options=TFO_COOKIE)
+    talk.server(SYN | ACK)
+    talk.client(ACK)
+    talk.server(PSH | ACK, 200)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["fast_open"] == "accepted"
+    assert record["orig_bytes"] == 100
+    assert record["orig_retransmissions"] == 0
+    # Zeek's history has T for data on a SYN: its end does not pass the
+    # sequence number the SYN itself set up. tcpwatch keeps Zeek's letters.
+    assert record["history"] == "SThAd"
+    assert record["handshake"] == "complete"
+    assert "TCP Fast Open) was accepted" in record["verdict"]
+
+
+def test_tracker_fast_open_not_accepted():
+    talk = Conversation()
+    syn = talk.client(SYN, 100, options=TFO_COOKIE)
+    talk.server(SYN | ACK, ack=syn.seq + 1)
+    talk.client(ACK, seq=syn.seq + 1)
+    # The server took only the SYN: the client sends the data again.
+    talk.client(PSH | ACK, 100, seq=syn.seq + 1)
+    talk.server(ACK)
+    record = track_one(talk.segments)
+    assert record["fast_open"] == "not_accepted"
+    assert record["orig_bytes"] == 100
+    assert record["orig_retransmissions"] == 1
+    assert "not accepted" in record["verdict"]
+
+
+def test_tracker_fast_open_cookie_request():
+    talk = Conversation()
+    talk.client(SYN, options=bytes([34, 2]))
+    talk.server(SYN | ACK)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["fast_open"] == "cookie_request"
+
+
+def test_tracker_handshake_ack_carries_data():
+    talk = Conversation()
+    talk.client(SYN, at=1.0)
+    talk.server(SYN | ACK, at=1.01)
+    talk.client(PSH | ACK, 50, at=1.011)
+    talk.server(ACK, at=1.02)
+    record = track_one(talk.segments)
+    assert record["handshake"] == "complete"
+    assert record["history"] == "ShDa"
+    assert abs(record["rtt_synack_ack"] - 0.001) < 1e-9
+    assert record["first_byte_time"] == 0.0
+    assert record["orig_bytes"] == 50
+
+
+def test_tracker_simultaneous_close():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 10)
+    talk.server(ACK)
+    client_fin = talk.client(FIN | ACK)
+    # The server's FIN crosses the client's: it does not acknowledge it.
+    talk.server(FIN | ACK, ack=client_fin.seq)
+    talk.client(ACK)
+    talk.server(ACK)
+    record = track_one(talk.segments)
+    assert record["simultaneous_close"] is True
+    assert record["teardown"] == "fin"
+    assert record["conn_state"] == "SF"
+    assert record["verdict"] == "closed cleanly by both sides at once after 10 B"
+
+
+def test_tracker_ordinary_close_is_not_simultaneous():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(FIN | ACK)
+    talk.server(FIN | ACK)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["simultaneous_close"] is False
+    assert record["verdict"] == "closed cleanly by the client after 0 B"
+
+
+def test_tracker_fin_carries_data():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(FIN | PSH | ACK, 30)
+    talk.server(FIN | ACK)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["orig_bytes"] == 30
+    assert record["history"] == "ShAFf"
+    assert record["conn_state"] == "SF"
+    assert record["orig_retransmissions"] == 0
+
+
+def test_tracker_half_close_data_flows_back():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 20)
+    talk.client(FIN | ACK)
+    talk.server(ACK)
+    for _ in range(3):
+        talk.server(PSH | ACK, 500)
+        talk.client(ACK)
+    talk.server(FIN | ACK)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["resp_bytes"] == 1500
+    assert record["orig_bytes"] == 20
+    assert record["teardown"] == "fin"
+    assert record["conn_state"] == "SF"
+    assert record["history"] == "ShADFadf"
+    assert record["resp_retransmissions"] == 0
+    assert record["orig_dup_acks"] == 0
+
+
+def test_tracker_rst_after_fin_exchange_is_clean_close():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 10)
+    talk.server(ACK)
+    talk.client(FIN | ACK)
+    talk.server(FIN | ACK)
+    talk.client(RST, seq=talk.next_seq[True])
+    record = track_one(talk.segments)
+    assert record["teardown"] == "fin"
+    assert record["conn_state"] == "SF"
+    assert record["verdict"].startswith("closed cleanly by the client")
+
+
+def test_tracker_rst_mid_transfer_by_server():
+    talk = Conversation()
+    talk.client(SYN, at=0.0)
+    talk.server(SYN | ACK, at=0.01)
+    talk.client(ACK, at=0.02)
+    talk.client(PSH | ACK, 100, at=0.03)
+    talk.server(ACK, at=0.04)
+    talk.server(RST | ACK, at=2.02)
+    record = track_one(talk.segments)
+    assert record["conn_state"] == "RSTR"
+    assert record["teardown"] == "reset_by_resp"
+    assert record["history"] == "ShADar"
+    assert record["verdict"] == (
+        "reset by the server 2.00 s into the transfer (100 B exchanged)"
+    )
+
+
+def test_tracker_lone_rst_invents_no_handshake():
+    talk = Conversation(client_port=40000, server_port=80)
+    talk.server(RST | ACK, seq=5000, ack=1000)
+    record = track_one(talk.segments)
+    assert record["handshake"] == "not_seen"
+    assert record["rtt_syn_synack"] is None
+    assert record["rtt_synack_ack"] is None
+    assert record["orig_pkts"] == 0
+    assert record["resp_pkts"] == 1
+    assert record["orig_bytes"] == 0
+    assert record["history"] == "^r"
+    assert record["conn_state"] == "RSTRH"
+    assert record["verdict"].startswith("lone RST with no connection seen")
+
+
+def test_tracker_lone_rst_without_server_port():
+    talk = Conversation(client_port=40000, server_port=45000)
+    talk.client(RST, seq=123456)
+    record = track_one(talk.segments)
+    assert record["history"] == "R"
+    assert record["conn_state"] == "OTH"
+    assert record["handshake"] == "not_seen"
+    assert record["verdict"].startswith("lone RST with no connection seen")
+
+
+def test_tracker_mid_stream_roles_from_ports():
+    talk = Conversation(client_port=51000, server_port=443)
+    talk.server(PSH | ACK, 100)
+    talk.client(ACK)
+    talk.client(PSH | ACK, 20)
+    talk.server(ACK)
+    record = track_one(talk.segments)
+    assert record["id.resp_p"] == 443
+    assert record["roles_inferred"] is True
+    assert record["handshake"] == "not_seen"
+    assert record["resp_bytes"] == 100
+    assert record["orig_bytes"] == 20
+    assert record["verdict"].startswith(
+        "capture started mid-stream, roles inferred from ports; "
+    )
+
+
+def test_tracker_mid_stream_roles_guessed():
+    talk = Conversation(client_port=51000, server_port=52000)
+    talk.client(PSH | ACK, 100)
+    talk.server(ACK)
+    record = track_one(talk.segments)
+    assert record["id.orig_p"] == 51000
+    assert record["roles_inferred"] is True
+    assert record["verdict"].startswith(
+        "capture started mid-stream, roles guessed from the first packet; "
+    )
+
+
+def test_tracker_synack_first_roles_not_inferred():
+    talk = Conversation(client_port=51000, server_port=52000)
+    talk.server(SYN | ACK)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["id.orig_p"] == 51000
+    assert record["roles_inferred"] is False
+
+
+def test_tracker_out_of_order_file_put_back_in_order(tmp_path):
+    talk = Conversation()
+    talk.client(SYN, at=1.0)
+    talk.server(SYN | ACK, at=1.01)
+    talk.client(ACK, at=1.02)
+    first = talk.client(PSH | ACK, 100, at=1.03)
+    second = talk.client(PSH | ACK, 100, at=1.031)
+    talk.server(ACK, at=1.04)
+    # The file holds the SYN-ACK before the SYN and the data swapped, but
+    # the timestamps are those of the wire.
+    segments = list(talk.segments)
+    segments[0], segments[1] = segments[1], segments[0]
+    segments[3], segments[4] = second, first
+    records = read_pcap(segments, tmp_path)
+    assert len(records) == 1
+    record = records[0]
+    assert record["history"] == "ShADa"
+    assert record["roles_inferred"] is False
+    assert abs(record["rtt_syn_synack"] - 0.01) < 1e-6
+    assert record["orig_out_of_order"] == 0
+    assert record["orig_segments_not_captured"] == 0
+    assert record["orig_retransmissions"] == 0
+    assert record["ts"] == 1.0
+
+
+def test_tracker_file_order_alone_would_mislead():
+    # The same swap fed to the tracker without the reorder buffer: this is
+    # what the buffer in the offline pipeline prevents.
+    talk = Conversation()
+    talk.handshake()
+    first = talk.client(PSH | ACK, 100)
+    second = talk.client(PSH | ACK, 100)
+    segments = talk.segments[:3] + [second, first]
+    record = track_one(segments)
+    assert record["orig_segments_not_captured"] == 1
+    assert record["orig_out_of_order"] == 1
+
+
+def test_tracker_port_reuse_on_closing_tuple():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 10)
+    talk.client(FIN | ACK)
+    second = Conversation(client_isn=900000, server_isn=700000)
+    second.time = talk.time + 0.5
+    second.handshake()
+    tracker = FlowTracker(keep_segments=True)
+    for segment in talk.segments + second.segments:
+        tracker.process(segment)
+    conns = sorted(tracker.flush(), key=lambda c: c.number)
+    assert len(conns) == 2
+    first_record, second_record = (build_record(conn) for conn in conns)
+    assert first_record["end_reason"] == "reused"
+    assert first_record["orig_bytes"] == 10
+    assert second_record["port_reused"] is True
+    assert second_record["history"] == "ShA"
+    assert conns[1].segments is not None
+    assert conns[1].segments[0].marks & analysis.PORT_REUSE
+
+
+def test_tracker_syn_repeating_isn_on_closed_tuple_is_retransmission():
+    talk = Conversation()
+    syn = talk.client(SYN)
+    talk.server(RST | ACK, seq=0)
+    talk.client(SYN, seq=syn.seq, at=talk.time + 1.0)
+    records = track(talk.segments)
+    assert len(records) == 1
+    assert records[0]["syn_retransmissions"] == 1
+
+
+def test_tracker_stray_synack_does_not_inflate_bytes():
+    talk = Conversation()
+    talk.handshake()
+    talk.server(PSH | ACK, 1000)
+    talk.client(ACK)
+    talk.server(SYN | ACK, seq=99_000_000, advance=False)
+    talk.server(PSH | ACK, 500)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["resp_bytes"] == 1500
+    assert record["stray_syns"] == 1
+    assert record["conn_state"] == "S1"
+
+
+def test_tracker_sequence_wrap_both_sides():
+    talk = Conversation(client_isn=0xFFFFFF00, server_isn=0xFFFFFFF0)
+    talk.handshake()
+    for _ in range(4):
+        talk.client(PSH | ACK, 1000)
+        talk.server(ACK)
+    talk.server(PSH | ACK, 3000)
+    talk.client(ACK)
+    record = track_one(talk.segments)
+    assert record["orig_bytes"] == 4000
+    assert record["resp_bytes"] == 3000
+    assert record["orig_retransmissions"] == 0
+    assert record["resp_retransmissions"] == 0
+    assert record["missed_bytes"] == 0
+    assert record["history"] == "ShADad"
+
+
+def test_tracker_retransmission_back_across_wrap():
+    talk = Conversation(client_isn=0xFFFFFF00)
+    talk.handshake()
+    before_wrap = talk.client(PSH | ACK, 1000)  # raw numbers wrap inside it
+    talk.client(PSH | ACK, 1000)
+    talk.server(ACK, ack=before_wrap.seq)  # acknowledges nothing of it yet
+    again = talk.client(PSH | ACK, 1000, seq=before_wrap.seq, at=talk.time + 0.3)
+    talk.server(ACK)
+    tracker = FlowTracker(keep_segments=True)
+    for segment in talk.segments:
+        tracker.process(segment)
+    (conn,) = tracker.flush()
+    record = build_record(conn)
+    assert again.seq == 0xFFFFFF01
+    assert record["orig_bytes"] == 2000
+    assert record["orig_retransmissions"] == 1
+    assert conn.segments is not None
+    views = [view for view in conn.segments if view.segment is again]
+    assert views[0].rel_seq == 1
+    assert views[0].marks & analysis.RETRANSMISSION
+    assert conn.segments[-1].rel_ack == 2001
+
+
+def test_tracker_idle_timeout_says_so():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 10, at=1.0)
+    late = Conversation(client_port=40001)
+    late.client(SYN, at=100.0)
+    records = track(talk.segments + late.segments, idle_timeout=30.0)
+    assert records[0]["teardown"] == "idle_timeout"
+    assert records[0]["end_reason"] == "idle_timeout"
+    assert records[0]["verdict"].startswith("idle too long")
+    assert records[1]["end_reason"] == "open"
+
+
+def test_tracker_idle_after_half_close_keeps_end_reason():
+    talk = Conversation()
+    talk.handshake()
+    talk.client(FIN | ACK, at=1.0)
+    late = Conversation(client_port=40001)
+    late.client(SYN, at=100.0)
+    records = track(talk.segments + late.segments, idle_timeout=30.0)
+    assert records[0]["teardown"] == "half_closed"
+    assert records[0]["end_reason"] == "idle_timeout"
+
+
+def test_tracker_half_duplex_capture_verdict():
+    talk = Conversation(server_port=22)
+    talk.client(SYN)
+    talk.client(ACK, ack=5001)
+    talk.client(PSH | ACK, 300, ack=5001)
+    record = track_one(talk.segments)
+    assert record["resp_pkts"] == 0
+    assert record["orig_bytes"] == 300
+    assert record["verdict"].startswith("only the client's side was captured")
