@@ -6,12 +6,11 @@ lets go of them, so memory stays flat however long the capture is.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tcpwatch.capture.decoder import Decoder, DecodeStats
 from tcpwatch.capture.pcapfile import MergedCapture
-from tcpwatch.capture.segment import Segment
 from tcpwatch.errors import CaptureFileError
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.reorder import ReorderBuffer
@@ -58,20 +57,13 @@ def read_captures(
     decoder = decoder or Decoder(validate_checksums=validate_checksums)
     capture = MergedCapture(paths, on_error=lambda error: None)
     result = ReadResult(paths=list(paths), stats=decoder.stats)
-    decode = decoder.decode
     process = tracker.process
     pop_finished = tracker.pop_finished
     reorder = ReorderBuffer()
-
-    def segments() -> Iterator[Segment]:
-        for ts, link_type, data, wire_length, interface in capture:
-            segment = decode(ts, link_type, data, wire_length, interface)
-            if segment is not None:
-                yield segment
-
+    segments = decoder.segments(capture)
     count = 0
     try:
-        for segment in reorder.ordered(segments()):
+        for segment in reorder.ordered(segments):
             process(segment)
             count += 1
             if count % _DRAIN_EVERY == 0:
@@ -79,6 +71,7 @@ def read_captures(
                     result.connections += 1
                     on_finished(conn)
     finally:
+        segments.close()
         capture.close()
     for conn in tracker.flush():
         result.connections += 1

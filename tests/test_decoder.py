@@ -741,3 +741,81 @@ def test_mutated_frames_never_raise(
 
     assert decoder.stats.frames == 1
     assert_counters_add_up(decoder.stats)
+
+
+# The stream decoder ------------------------------------------------------------
+
+
+Frames = list[tuple[float, int, bytes, int, int]]
+
+
+def decode_each(frames: Frames) -> tuple[list[Segment], DecodeStats]:
+    """Decode frames one ``decode`` call at a time: the reference for ``segments``."""
+    decoder = Decoder()
+    segments = []
+    for frame in frames:
+        segment = decoder.decode(*frame)
+        if segment is not None:
+            segments.append(segment)
+    return segments, decoder.stats
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(
+            st.sampled_from(VALID_FRAMES),
+            st.lists(
+                st.tuples(st.integers(min_value=0, max_value=80), st.integers(0, 255)),
+                max_size=3,
+            ),
+            st.integers(min_value=0, max_value=200),
+            st.integers(min_value=0, max_value=3),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_segments_match_decode_on_mutated_frames(
+    samples: list[tuple[tuple[int, bytes], list[tuple[int, int]], int, int]],
+) -> None:
+    frames = []
+    for (link_type, frame), edits, cut, extra in samples:
+        mutated = bytearray(frame)
+        for position, value in edits:
+            if position < len(mutated):
+                mutated[position] = value
+        data = bytes(mutated[:cut])
+        frames.append((2.5, link_type, data, len(data) + extra, 0))
+    expected_segments, expected_stats = decode_each(frames)
+    decoder = Decoder()
+
+    segments = list(decoder.segments(frames))
+
+    assert segments == expected_segments
+    assert decoder.stats == expected_stats
+
+
+def test_segments_counts_inline_frames_when_closed() -> None:
+    frame = ether(ipv4_tcp(b"hello", flags="PA"))
+    decoder = Decoder()
+    stream = decoder.segments([(1.0, 1, frame, len(frame), 0)] * 3)
+
+    first = next(stream)
+    stream.close()
+
+    assert first.payload == b"hello"
+    assert decoder.stats.frames == 1
+    assert decoder.stats.tcp == 1
+
+
+def test_segments_with_checksum_validation_flags_bad_ones() -> None:
+    packet = bytearray(bytes(ipv4_tcp(b"data", flags="PA")))
+    packet[36] ^= 0xFF  # corrupt the TCP checksum
+    frame = ether(Raw(bytes(packet)))
+    decoder = Decoder(validate_checksums=True)
+
+    segments = list(decoder.segments([(1.0, 1, frame, len(frame), 0)]))
+
+    assert segments[0].bad_checksum
+    assert decoder.stats.bad_checksum == 1
