@@ -152,7 +152,7 @@ def _rules(
         unknown = set(entry) - _RULE_KEYS[direction]
         if unknown:
             raise PolicyError(
-                f"{rule_where}: unknown key {sorted(unknown)[0]!r}; a {key} rule "
+                f"{rule_where}: unknown key {sorted(unknown)[0]!r}; an {key} rule "
                 f"has {', '.join(sorted(_RULE_KEYS[direction]))}"
             )
         description = entry.get("description", "")

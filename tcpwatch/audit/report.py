@@ -79,7 +79,7 @@ class AuditView:
                 if id(finding) not in scanned_ids:
                     yield _finding_view(finding)
             if scanned:
-                yield _scanned_line(scanned)
+                yield _scanned_line(scanned, listed=len(scanned) < len(findings))
         allowed = [f for f in report.findings if f.audit_class == AuditClass.ALLOWED]
         if allowed:
             yield _section(CLASS_TITLES[AuditClass.ALLOWED], "green", len(allowed))
@@ -106,7 +106,7 @@ class AuditView:
         text = Text("audit of ", style="bold")
         text.append(f"{report.attempts:,} connection attempts", style="bold")
         text.append(f" against {printable(policy.source)}")
-        text.append(f" ({len(policy.groups)} groups)")
+        text.append(f" ({_count(len(policy.groups), 'group')})")
         if self.captures:
             text.append("\ncaptures: " + ", ".join(printable(c) for c in self.captures))
         if report.strays:
@@ -136,7 +136,7 @@ class AuditView:
 def _section(title: str, style: str, count: int | None) -> Text:
     text = Text("\n" + title, style=style)
     if count is not None:
-        text.append(f" ({count})", style=style)
+        text.append(f" ({count:,})", style=style)
     return text
 
 
@@ -161,11 +161,12 @@ def _finding_view(finding: Finding) -> RenderableType:
     return Group(*parts)
 
 
-def _scanned_line(findings: list[Finding]) -> Text:
+def _scanned_line(findings: list[Finding], listed: bool) -> Text:
     attempts = sum(finding.count for finding in findings)
     ports = compress_ports(sorted({finding.port for finding in findings}))
+    noun = "more finding" if listed else "finding"
     return Text(
-        f"{len(findings):,} more findings with {attempts:,} attempts on "
+        f"{_count(len(findings), noun)} with {_count(attempts, 'attempt')} on "
         f"{_listing(ports, 10)} came only from scanning sources (see SYN scans; "
         "--format json lists them)",
         style="dim",
