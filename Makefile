@@ -9,7 +9,7 @@ SAMPLE := captures/mixed.pcap
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: run test test-slow lint bench venv system-deps clean
+.PHONY: run test test-slow lint bench bench-deps compile venv system-deps clean
 
 venv: $(BIN)/tcpwatch
 
@@ -48,8 +48,30 @@ lint: venv
 	$(BIN)/ruff format --check tcpwatch tests
 	$(BIN)/mypy
 
-bench: system-deps venv
+# The benchmark compares with tcptrace and records its corpus in a network
+# namespace whose loopback offloads ethtool turns off; gcc builds the
+# mypyc-compiled copy it also times.
+bench-deps:
+	@missing=""; \
+	for pair in tcptrace:tcptrace ethtool:ethtool gcc:gcc; do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT) update -q && $(APT) install -y -q $$missing; \
+	fi
+
+bench: system-deps bench-deps venv
+	@$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/pip install -q setuptools
 	$(BIN)/python -m benchmarks.run
+
+# Optional: compile the hot modules with mypyc, in place. `make clean` or
+# `python tools/compile.py --clean` goes back to pure Python.
+compile: venv
+	@$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/pip install -q setuptools
+	$(BIN)/python tools/compile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	find tcpwatch -name '*.so' -delete
+	rm -f *__mypyc*.so
