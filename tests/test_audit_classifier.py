@@ -174,7 +174,7 @@ def test_classifier_hole_names_missing_rule() -> None:
     assert hole.destinations.counts == {WEB: 1, "10.1.0.6": 1}
 
 
-def test_classifier_findings_split_by_port_and_source_group() -> None:
+def test_classifier_findings_split_by_key() -> None:
     classifier = AuditClassifier(make_policy())
     classifier.add(between(completed(25), OUTSIDER, WEB))
     classifier.add(between(completed(26), OUTSIDER, WEB))
@@ -221,7 +221,7 @@ def test_classifier_strays_counted() -> None:
     assert report.attempts == 0
 
 
-def test_classifier_unused_paths_with_failed_attempts() -> None:
+def test_classifier_unused_paths() -> None:
     classifier = AuditClassifier(make_policy())
     classifier.add(between(completed(443), OUTSIDER, WEB))
     classifier.add(between(rejected(22), OPS, WEB))
@@ -267,7 +267,7 @@ def test_classifier_half_open_attempts_flood() -> None:
     assert flood.sources == 4
 
 
-def test_classifier_ipv6_destination_in_flood() -> None:
+def test_classifier_flood_ipv6_destination() -> None:
     policy = parse_policy(
         tomllib.loads('[groups.v6]\nhosts = ["2001:db8::/64"]\ninbound = []'), "t"
     )

@@ -231,7 +231,7 @@ def test_audit_cli_report_text(crafted: Path, policy: Path) -> None:
     assert "1,324 connections" in result.stderr
 
 
-def test_audit_cli_unsupported_fails_when_asked(crafted: Path, tmp_path: Path) -> None:
+def test_audit_cli_fail_on_unsupported(crafted: Path, tmp_path: Path) -> None:
     terraform = tmp_path / "main.tf"
     terraform.write_text(
         'resource "aws_security_group" "web" {\n'

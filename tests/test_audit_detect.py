@@ -88,7 +88,7 @@ def test_scan_records_out_of_order() -> None:
     assert scan.peak == 5
 
 
-def test_scan_lists_open_ports_seen_before_failures() -> None:
+def test_scan_open_ports_before_failures() -> None:
     detector = ScanDetector(Thresholds(scan_ports=3))
     detector.add(0.0, SOURCE, VICTIM, 22, "accepted")
     for port in (1, 2, 3):

@@ -4,8 +4,8 @@ Linux routes all of 127.0.0.0/8 to lo, so binding clients and servers to
 different addresses in 127.8.0.0/16 makes a small three-tier network on one
 machine: a client, a load balancer, app servers and databases. tcpdump on lo,
 filtered to that network, records what the kernel really sent. A refused
-attempt is a real RST from a port with no listener; an unanswered one is a SYN
-the kernel drops because the listener's accept queue is full.
+attempt is a real RST from a port with no listener. An unanswered attempt is a
+SYN that the kernel drops because the listener's accept queue is full.
 """
 
 import contextlib
@@ -367,7 +367,7 @@ def test_audit_loopback_terraform_three_tier(capture: Path) -> None:
     )
 
 
-def test_audit_loopback_terraform_clean_without_holes(capture: Path) -> None:
+def test_audit_loopback_terraform_no_holes(capture: Path) -> None:
     # With members for the load balancer only, the app and database groups
     # apply to no host: their traffic is not covered, so nothing is a hole.
     status, _ = run_cli(

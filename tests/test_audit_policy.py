@@ -94,7 +94,7 @@ def test_policy_ipv6_source(policy: Policy) -> None:
     assert decision.paths[0].peer.text == "::/0"
 
 
-def test_policy_ipv4_rule_does_not_match_ipv6(policy: Policy) -> None:
+def test_policy_ipv4_rule_skips_ipv6(policy: Policy) -> None:
     # ::/0 allows IPv6 sources only, 0.0.0.0/0 IPv4 only.
     decision = policy.decide("10.5.5.5", "2001:db8::10", 443)
     assert [path.peer.text for path in decision.paths] == ["0.0.0.0/0"]
@@ -122,7 +122,7 @@ def test_policy_empty_egress_allows_nothing(policy: Policy) -> None:
     assert [missing.direction for missing in decision.missing] == [Direction.EGRESS]
 
 
-def test_policy_host_in_two_groups_gets_union(policy: Policy) -> None:
+def test_policy_two_groups_union(policy: Policy) -> None:
     # 10.0.1.5 is in app and ops. Its egress is unrestricted because ops does
     # not restrict egress, and inbound it gets the rules of both groups.
     assert [g.name for g in policy.groups_of("10.0.1.5")] == ["app", "ops"]

@@ -56,7 +56,7 @@ def test_terraform_three_tier_rules(three_tier: Policy) -> None:
     assert lb.egress[0].ports == ALL_PORTS
 
 
-def test_terraform_group_without_egress_allows_none(three_tier: Policy) -> None:
+def test_terraform_no_egress_block(three_tier: Policy) -> None:
     assert three_tier.groups["db"].egress == ()
     assert any(
         "aws_security_group.db has no egress block" in note for note in three_tier.notes
@@ -226,7 +226,7 @@ module "vpc" {
     ]
 
 
-def test_terraform_count_and_unknown_arguments_reported() -> None:
+def test_terraform_unknown_arguments_reported() -> None:
     body = "  count = 2\n  revoke_rules_on_delete = true\n  ingress_extra = 1\n"
     body += ingress(cidr_blocks='["10.0.0.0/8"]', ipv6_prefix='"x"')
     policy = load(group_block(body))

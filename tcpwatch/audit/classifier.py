@@ -42,7 +42,7 @@ EXAMPLE_FIELDS = (
 
 
 class Outcome(enum.StrEnum):
-    """How the responder answered one connection attempt."""
+    """The responder's reply to one connection attempt."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -50,7 +50,7 @@ class Outcome(enum.StrEnum):
 
 
 class AuditClass(enum.StrEnum):
-    """What an attempt means for the policy. The values appear in JSON output."""
+    """The meaning of an attempt for the policy. The values appear in JSON output."""
 
     HOLE = "hole"
     """Denied by the policy, yet accepted: the real firewall is more open."""

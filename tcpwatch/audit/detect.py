@@ -1,8 +1,8 @@
 """SYN scan and SYN flood detection over connection attempts.
 
-A vertical scan is one source failing to connect to many ports of one host; a
+A vertical scan is one source failing to connect to many ports of one host. A
 horizontal scan is one source failing to connect to one port on many hosts.
-"Failing" means the attempt was rejected (RST) or got no reply. As in Zeek's
+An attempt fails when it is rejected (RST) or gets no reply. As in Zeek's
 ``policy/misc/scan.zeek``, only distinct ports or hosts count, within a time
 window: the defaults (15 ports, 25 hosts, 5 minutes) are that script's
 ``port_scan_threshold``, ``addr_scan_threshold`` and scan intervals. Unlike
@@ -10,8 +10,8 @@ Zeek, which resets its counters every interval, the window here slides, so a
 scan that straddles an interval boundary is still found.
 
 A SYN flood is many half-open attempts to one destination port: attempts
-whose SYN was not answered, or whose SYN-ACK was never acknowledged, with no
-RST from the originator to end them.
+whose SYN got no reply, or whose SYN-ACK was never acknowledged with no RST or
+FIN to end them. The classifier decides which attempts are half-open.
 
 Records reach the detectors in the order the tracker finishes connections,
 not in start order, so the windows are evaluated when ``scans()`` and
@@ -139,8 +139,8 @@ class _Accepted(Generic[Item]):
     """Accepted ports or hosts per source and target, for the most recent pairs.
 
     Records arrive in the order connections finish, so an open port may be
-    reported before the scan's first failure; this keeps them for every pair
-    but forgets the least recently seen pairs beyond ``_MAX_ACCEPTED_PAIRS``.
+    reported before the scan's first failure. This class keeps them for every
+    pair, and drops the least recently seen pairs beyond ``_MAX_ACCEPTED_PAIRS``.
     """
 
     def __init__(self) -> None:
@@ -272,7 +272,7 @@ def _run(first: int, last: int | None) -> str:
 
 
 def address_sort_key(text: str) -> tuple[int, bytes, str]:
-    """Sort IPv4 addresses before IPv6, numerically; other text last."""
+    """Return a key that sorts IPv4 addresses before IPv6, numerically, then text."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

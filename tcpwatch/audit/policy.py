@@ -24,14 +24,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 OUTSIDE = "hosts outside every group"
-"""How a peer that belongs to no group is named in findings."""
+"""The name of a peer that belongs to no group, in findings."""
 
 # Addresses whose groups have been looked up, kept until this many.
 _GROUP_CACHE_SIZE = 65536
 
 
 class Direction(enum.StrEnum):
-    """Which end of a connection a rule controls."""
+    """The end of a connection that a rule controls."""
 
     INBOUND = "inbound"
     """Connections the group's hosts accept: the peers are sources."""
@@ -77,7 +77,7 @@ class Rule:
     group: str
     direction: Direction
     name: str
-    """Where the rule is written, e.g. ``aws_security_group.db ingress #1``."""
+    """The rule's place in the policy, e.g. ``aws_security_group.db ingress #1``."""
     ports: PortRange
     peers: tuple[Peer, ...]
     description: str = ""
@@ -131,7 +131,7 @@ class MissingRule:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the policy says about one connection attempt."""
+    """The policy's decision on one connection attempt."""
 
     covered: bool
     """False when no group restricts either end of the connection."""
@@ -195,7 +195,7 @@ class Policy:
                     yield AllowedPath(rule, peer)
 
     def decide(self, orig_h: str, resp_h: str, resp_p: int) -> Decision:
-        """Return what the policy says about ``orig_h`` connecting to ``resp_h``."""
+        """Return the decision on ``orig_h`` connecting to ``resp_h:resp_p``."""
         resp_groups = self.groups_of(resp_h)
         orig_groups = self.groups_of(orig_h)
         restricts_egress = bool(orig_groups) and all(
@@ -277,7 +277,7 @@ def parse_network(text: str) -> Network:
 
     Raises:
         ValueError: ``text`` is neither, or has host bits set after the
-            prefix; the message says which and how to write it.
+            prefix; the message names the problem and the fix.
     """
     try:
         return ipaddress.ip_network(text.strip())

@@ -189,7 +189,7 @@ def _tally_text(tally: Tally) -> str:
     parts = [f"{key} ({count:,})" for key, count in tally.counts.most_common(_TOP)]
     hidden = max(0, len(tally.counts) - _TOP)
     if hidden or tally.others:
-        # Addresses past the tally's limit are summed, not told apart.
+        # Addresses past the tally's limit are counted together, not one by one.
         parts.append(f"{hidden:,}{'+' if tally.others else ''} more")
     return ", ".join(parts)
 

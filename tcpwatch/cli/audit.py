@@ -1,12 +1,13 @@
 """``tcpwatch audit``: check the connections in captures against firewall rules.
 
-Exit status: 0 when nothing selected by ``--fail-on`` was found (by default:
-no hole), 1 when something was, 2 for an invalid option, policy or capture
-file that could not be opened, and 3 when a capture file broke part way and
-nothing selected by ``--fail-on`` was found in the part that was read.
+Exit status: 0 when nothing that ``--fail-on`` selects was found (by default,
+no hole), and 1 when something was. 2 means an invalid option, an invalid
+policy, or a policy or capture file that could not be opened. 3 means a
+capture file broke part way and the part that was read held nothing that
+``--fail-on`` selects.
 
-``load_policy_option`` and ``audit_status`` are shared with commands that
-audit live traffic.
+``load_policy_option``, ``audit_status`` and ``print_report`` are meant for
+commands that audit live traffic too.
 """
 
 import enum
@@ -35,7 +36,7 @@ class AuditFormat(enum.StrEnum):
 
 
 class FailOn(enum.StrEnum):
-    """What makes the exit status 1."""
+    """Finding kinds that make the exit status 1."""
 
     hole = "hole"
     broken_service = "broken_service"
@@ -199,7 +200,7 @@ def audit(
         print(f"tcpwatch: error: {error}", file=sys.stderr)
         raise typer.Exit(EXIT_ERROR) from None
     report = classifier.report()
-    _print(report, paths, output_format)
+    print_report(report, paths, output_format)
     status = audit_status(report, set(fail_on or [FailOn.hole]))
     if status == EXIT_CLEAN and broken:
         status = EXIT_PARTIAL
@@ -236,7 +237,7 @@ def load_policy_option(
 
 
 def audit_status(report: "AuditReport", fail_on: set[FailOn]) -> int:
-    """Return ``EXIT_FOUND`` if the report holds anything in ``fail_on``."""
+    """Return ``EXIT_FOUND`` if the report contains any kind in ``fail_on``."""
     from tcpwatch.audit.classifier import AuditClass
 
     present = {
@@ -289,17 +290,20 @@ def _read(
     return bool(result.errors)
 
 
-def _print(report: "AuditReport", paths: list[str], output_format: AuditFormat) -> None:
+def print_report(
+    report: "AuditReport", sources: list[str], output_format: AuditFormat
+) -> None:
+    """Print the report on standard output as a rich report or one JSON document."""
     from rich.console import Console
 
     from tcpwatch.audit.report import AuditView, report_json
 
     if output_format == AuditFormat.json:
-        json.dump(report_json(report, paths), sys.stdout, indent=2)
+        json.dump(report_json(report, sources), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     from tcpwatch.cli.read import terminal_width
 
     console = Console(file=sys.stdout, highlight=False)
     width = None if console.is_terminal else terminal_width()
-    console.print(AuditView(report, paths), width=width, crop=False)
+    console.print(AuditView(report, sources), width=width, crop=False)
