@@ -115,10 +115,8 @@ def _reset(conn: Connection, record: dict[str, Any], size: str) -> str:
     start = conn.handshake_ack_time or conn.start_time
     into = format_seconds((rst_time or start) - start)
     if record["orig_bytes"] + record["resp_bytes"]:
-        stage = "into the transfer"
-    else:
-        stage = "after the handshake, before any data"
-    return f"reset by the {side} {into} {stage} ({size} exchanged)"
+        return f"reset by the {side} {into} into the transfer ({size} exchanged)"
+    return f"reset by the {side} {into} after the handshake, before any data"
 
 
 def _details(record: dict[str, Any]) -> list[str]:
