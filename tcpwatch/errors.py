@@ -41,3 +41,7 @@ class TsharkMissingError(TcpwatchError):
 
 class PolicyError(TcpwatchError):
     """A firewall policy file (TOML or Terraform) that cannot be read or is invalid."""
+
+
+class CaptureToolError(TcpwatchError):
+    """An external capture program (tcpdump) is missing or failed."""

@@ -52,10 +52,11 @@ def _root(
 
 def _register() -> None:
     """Add each command module's commands to ``app``."""
-    from tcpwatch.cli import audit, read
+    from tcpwatch.cli import audit, demo, read
 
     read.register(app)
     audit.register(app)
+    demo.register(app)
 
 
 _register()

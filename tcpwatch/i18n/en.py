@@ -286,4 +286,72 @@ MESSAGES: dict[str, str] = {
     "demo.reason.no_root": "capturing on loopback needs root.",
     "demo.reason.stack": "the local TCP stack does not produce this on demand.",
     "demo.reason.requested": "synthesis was requested with --synthesise.",
+    "demo.reason.no_tool": "tcpdump is not installed (Debian package tcpdump).",
+    "demo.scenario": "Scenario: {title}",
+    "demo.list.live": "real loopback traffic when run as root",
+    "demo.list.synthesised": "always synthesised",
+    "demo.dropped.one": (
+        "The kernel dropped {n} packet of this capture, so the timeline has a gap."
+    ),
+    "demo.dropped.other": (
+        "The kernel dropped {n} packets of this capture, so the timeline has gaps."
+    ),
+    "demo.saved": "The capture was saved to {path}.",
+    # -- demo scenarios ----------------------------------------------------
+    "scenario.clean.title": "Clean exchange",
+    "scenario.clean.about": (
+        "A client connects, sends a request, gets a response, and both "
+        "sides close with FIN: the three-way handshake, data with its "
+        "ACKs, and the four-segment teardown."
+    ),
+    "scenario.refused.title": "Refused port",
+    "scenario.refused.about": (
+        "A client connects to a port where nothing listens. The host "
+        "answers the SYN with RST at once: the connection is rejected, "
+        "not lost."
+    ),
+    "scenario.abort.title": "Abort with RST",
+    "scenario.abort.about": (
+        "The server reads the request and closes its socket with SO_LINGER "
+        "0, so the kernel sends RST instead of FIN and both directions "
+        "end at once."
+    ),
+    "scenario.half_close.title": "Half-close",
+    "scenario.half_close.about": (
+        "The client sends its data and then FIN with shutdown(); the "
+        "server still sends its answer on the open direction before it "
+        "closes too."
+    ),
+    "scenario.slow_server.title": "Slow server",
+    "scenario.slow_server.about": (
+        "The server acknowledges the request at once but answers much "
+        "later: the handshake is fast, the wait is in the application."
+    ),
+    "scenario.bulk.title": "Bulk transfer",
+    "scenario.bulk.about": (
+        "The server sends a large response: many data segments, each "
+        "acknowledged, folded into a counted summary line."
+    ),
+    "scenario.loss.title": "Loss and retransmission",
+    "scenario.loss.about": (
+        "A segment of a download is lost, the client sends duplicate "
+        "ACKs, and the server resends it (fast retransmission); then "
+        "a lost request is resent when the client's timer fires."
+    ),
+    "scenario.zero_window.title": "Zero window",
+    "scenario.zero_window.about": (
+        "The server stops reading an upload: its window shrinks to zero, "
+        "the client sends zero-window probes, and a window update lets "
+        "the upload finish."
+    ),
+    "scenario.simultaneous_open.title": "Simultaneous open",
+    "scenario.simultaneous_open.about": (
+        "Two peers send SYNs to each other at the same moment; each answers "
+        "the other's SYN and one connection results."
+    ),
+    "scenario.no_reply.title": "No reply",
+    "scenario.no_reply.about": (
+        "A firewall drops the SYNs silently: the client retries after "
+        "1, 2 and 4 seconds and never gets an answer."
+    ),
 }

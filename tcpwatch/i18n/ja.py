@@ -285,4 +285,86 @@ MESSAGES: dict[str, str] = {
     "demo.reason.no_root": "ループバックでのキャプチャには root 権限が必要です。",
     "demo.reason.stack": "ローカルの TCP スタックはこれを任意には起こしません。",
     "demo.reason.requested": "--synthesise で合成が指定されました。",
+    "demo.reason.no_tool": (
+        "tcpdump がインストールされていません（Debian パッケージ tcpdump）。"
+    ),
+    "demo.scenario": "シナリオ: {title}",
+    "demo.list.live": "root で実行すると実際のループバック通信",
+    "demo.list.synthesised": "常に合成",
+    "demo.dropped.one": (
+        "カーネルがこのキャプチャのパケットを {n} 個落としたため、"
+        "タイムラインに欠けがあります。"
+    ),
+    "demo.dropped.other": (
+        "カーネルがこのキャプチャのパケットを {n} 個落としたため、"
+        "タイムラインに欠けがあります。"
+    ),
+    "demo.saved": "キャプチャを {path} に保存しました。",
+    # -- demo scenarios ----------------------------------------------------
+    "scenario.clean.title": "正常なやり取り",
+    "scenario.clean.about": (
+        "クライアントが接続してリクエストを送り、"
+        "レスポンスを受け取り、双方が FIN で閉じます"
+        "。3ウェイハンドシェイク、データとその ACK、"
+        "4 セグメントの切断が見られます。"
+    ),
+    "scenario.refused.title": "拒否されたポート",
+    "scenario.refused.about": (
+        "何も待ち受けていないポートにクライアント"
+        "が接続します。ホストは SYN にすぐ RST で応え"
+        "ます。接続は失われたのではなく拒否されま"
+        "した。"
+    ),
+    "scenario.abort.title": "RST による中断",
+    "scenario.abort.about": (
+        "サーバーはリクエストを読んだ後 SO_LINGER 0 で"
+        "ソケットを閉じるので、カーネルは FIN ではな"
+        "く RST を送り、両方向が一度に終わります。"
+    ),
+    "scenario.half_close.title": "ハーフクローズ",
+    "scenario.half_close.about": (
+        "クライアントはデータを送った後 shutdown() で"
+        " FIN を送ります。サーバーは開いている方向で"
+        "応答を送ってから自分も閉じます。"
+    ),
+    "scenario.slow_server.title": "遅いサーバー",
+    "scenario.slow_server.about": (
+        "サーバーはリクエストをすぐ確認応答します"
+        "が、応答はずっと後です。ハンドシェイクは"
+        "速く、待ち時間はアプリケーションにありま"
+        "す。"
+    ),
+    "scenario.bulk.title": "大量転送",
+    "scenario.bulk.about": (
+        "サーバーが大きな応答を送ります。多数のデ"
+        "ータセグメントとその確認応答が、件数つき"
+        "の要約行に折りたたまれます。"
+    ),
+    "scenario.loss.title": "損失と再送",
+    "scenario.loss.about": (
+        "ダウンロードのセグメントが 1 つ失われ、ク"
+        "ライアントが重複 ACK を送り、サーバーが送り"
+        "直します（高速再送）。次に失われたリクエ"
+        "ストが、クライアントのタイマー切れで再送"
+        "されます。"
+    ),
+    "scenario.zero_window.title": "ゼロウィンドウ",
+    "scenario.zero_window.about": (
+        "サーバーがアップロードの読み出しを止めま"
+        "す。ウィンドウがゼロまで縮み、クライアン"
+        "トはゼロウィンドウプローブを送り、ウィン"
+        "ドウ更新でアップロードが完了します。"
+    ),
+    "scenario.simultaneous_open.title": "同時オープン",
+    "scenario.simultaneous_open.about": (
+        "2 つのピアが同じ瞬間に互いへ SYN を送ります"
+        "。それぞれが相手の SYN に応え、1 つのコネク"
+        "ションになります。"
+    ),
+    "scenario.no_reply.title": "応答なし",
+    "scenario.no_reply.about": (
+        "ファイアウォールが SYN を黙って捨てます。ク"
+        "ライアントは 1、2、4 秒後に再試行しますが、"
+        "応答はありません。"
+    ),
 }
