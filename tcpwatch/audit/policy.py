@@ -60,7 +60,9 @@ class PortRange:
 ALL_PORTS = PortRange(0, 65535)
 
 
-@dataclass(frozen=True)
+# Peers and rules compare and hash by identity: each is one entry of one
+# policy, and the audit counts traffic per entry on every connection.
+@dataclass(frozen=True, eq=False)
 class Peer:
     """One source (inbound rule) or destination (egress rule): a network or a group."""
 
@@ -70,7 +72,7 @@ class Peer:
     group: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rule:
     """One rule of a group: TCP ports and the peers allowed on them."""
 
@@ -170,21 +172,27 @@ class Policy:
     source: str = ""
     notes: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
-    _cache: dict[str, tuple[Group, ...]] = field(default_factory=dict, repr=False)
+    _cache: dict[str, tuple[Address, tuple[Group, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def groups_of(self, address: str) -> tuple[Group, ...]:
         """Return the groups whose hosts include ``address`` (text form)."""
+        return self._lookup(address)[1]
+
+    def _lookup(self, address: str) -> tuple[Address, tuple[Group, ...]]:
+        """Return ``address`` parsed, and its groups."""
         found = self._cache.get(address)
         if found is None:
             parsed = ipaddress.ip_address(address)
-            found = tuple(
+            groups = tuple(
                 group
                 for group in self.groups.values()
                 if _in_networks(parsed, group.networks)
             )
             if len(self._cache) >= _GROUP_CACHE_SIZE:
                 self._cache.clear()
-            self._cache[address] = found
+            found = self._cache[address] = (parsed, groups)
         return found
 
     def paths(self) -> Iterator[AllowedPath]:
@@ -196,8 +204,8 @@ class Policy:
 
     def decide(self, orig_h: str, resp_h: str, resp_p: int) -> Decision:
         """Return the decision on ``orig_h`` connecting to ``resp_h:resp_p``."""
-        resp_groups = self.groups_of(resp_h)
-        orig_groups = self.groups_of(orig_h)
+        resp_address, resp_groups = self._lookup(resp_h)
+        orig_address, orig_groups = self._lookup(orig_h)
         restricts_egress = bool(orig_groups) and all(
             group.egress is not None for group in orig_groups
         )
@@ -207,7 +215,7 @@ class Policy:
         missing: list[MissingRule] = []
         if resp_groups:
             rules = [rule for group in resp_groups for rule in group.inbound]
-            found = list(self._matching(rules, orig_h, resp_p))
+            found = list(_matching(rules, orig_address, orig_groups, resp_p))
             if not found:
                 missing.append(
                     MissingRule(
@@ -220,7 +228,7 @@ class Policy:
             paths += found
         if restricts_egress:
             rules = [rule for group in orig_groups for rule in group.egress or ()]
-            found = list(self._matching(rules, resp_h, resp_p))
+            found = list(_matching(rules, resp_address, resp_groups, resp_p))
             if not found:
                 missing.append(
                     MissingRule(
@@ -238,27 +246,24 @@ class Policy:
             missing=tuple(missing),
         )
 
-    def _matching(
-        self, rules: Iterable[Rule], peer_h: str, port: int
-    ) -> Iterator[AllowedPath]:
-        peer_groups: tuple[Group, ...] | None = None
-        address = ipaddress.ip_address(peer_h)
-        for rule in rules:
-            if port not in rule.ports:
-                continue
-            for peer in rule.peers:
-                if peer.network is not None:
-                    if _in_networks(address, (peer.network,)):
-                        yield AllowedPath(rule, peer)
-                    continue
-                if peer_groups is None:
-                    peer_groups = self.groups_of(peer_h)
-                if any(group.name == peer.group for group in peer_groups):
-                    yield AllowedPath(rule, peer)
-
     @staticmethod
     def _describe(groups: tuple[Group, ...]) -> str:
         return ", ".join(_names(groups)) if groups else OUTSIDE
+
+
+def _matching(
+    rules: Iterable[Rule], address: Address, groups: tuple[Group, ...], port: int
+) -> Iterator[AllowedPath]:
+    """Yield each path of ``rules`` that allows the peer at ``address`` on ``port``."""
+    for rule in rules:
+        if port not in rule.ports:
+            continue
+        for peer in rule.peers:
+            if peer.network is not None:
+                if _in_networks(address, (peer.network,)):
+                    yield AllowedPath(rule, peer)
+            elif any(group.name == peer.group for group in groups):
+                yield AllowedPath(rule, peer)
 
 
 def _names(groups: tuple[Group, ...]) -> tuple[str, ...]:

@@ -274,8 +274,11 @@ def _read(
     )
     stderr = Console(file=sys.stderr, highlight=False)
     noun = "connection" if result.connections == 1 else "connections"
+    summary = f"{result.connections:,} {noun}; {result.stats.summary()}"
+    if result.reordered:
+        summary += f"; {result.reordered:,} segments out of timestamp order"
     stderr.print(
-        f"{result.connections:,} {noun}; {result.stats.summary()}",
+        summary,
         style="dim",
         soft_wrap=True,
         markup=False,
