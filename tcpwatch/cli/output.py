@@ -43,23 +43,47 @@ class OfflineReport:
         self.writer: Any = None
 
     def run(
-        self, paths: list[str], *, validate_checksums: bool, idle_timeout: float
+        self,
+        paths: list[str],
+        *,
+        validate_checksums: bool,
+        idle_timeout: float,
+        separate: bool = False,
+        jobs: int = 1,
     ) -> int:
-        """Read ``paths`` and print; return the exit status (1 if a file broke)."""
+        """Read ``paths`` and print; return the exit status (1 if a file broke).
+
+        With ``separate``, each file is an independent capture, analysed in
+        up to ``jobs`` worker processes at once.
+        """
+        from functools import partial
+
         from tcpwatch.flow.tracker import FlowTracker
         from tcpwatch.i18n import catalogue
+        from tcpwatch.parallel import read_separately
         from tcpwatch.pipeline import read_captures
 
         catalogue(self._lang)  # an unknown language fails before reading
         keep = self.timelines or self.output_format == "mermaid"
-        tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=keep)
-        self.writer = self._make_writer()
-        result = read_captures(
-            paths,
-            tracker,
-            self._finished,
-            validate_checksums=validate_checksums,
+        make_tracker = partial(
+            FlowTracker, idle_timeout=idle_timeout, keep_segments=keep
         )
+        self.writer = self._make_writer()
+        if separate:
+            result = read_separately(
+                paths,
+                make_tracker,
+                self._finished,
+                jobs=jobs,
+                validate_checksums=validate_checksums,
+            )
+        else:
+            result = read_captures(
+                paths,
+                make_tracker(),
+                self._finished,
+                validate_checksums=validate_checksums,
+            )
         if self.writer is not None:
             self.writer.close()
         else:

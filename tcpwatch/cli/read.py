@@ -90,6 +90,25 @@ SaveSvg = Annotated[
         dir_okay=False,
     ),
 ]
+Separate = Annotated[
+    bool,
+    typer.Option(
+        "--separate",
+        help="Analyse each file as an independent capture, in parallel with "
+        "--jobs. Without it, several files are read as one capture in "
+        "timestamp order, in one process.",
+    ),
+]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="With --separate: the number of files analysed at once, each in "
+        "its own process.",
+    ),
+]
 SaveHtml = Annotated[
     Path | None,
     typer.Option(
@@ -117,6 +136,8 @@ def read(
     lang: Lang = "en",
     svg: SaveSvg = None,
     html: SaveHtml = None,
+    separate: Separate = False,
+    jobs: Jobs = 1,
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
     _run(
@@ -128,6 +149,8 @@ def read(
         validate_checksums=validate_checksums,
         idle_timeout=idle_timeout,
         views=TimelineOptions(explain, lang, svg, html),
+        separate=separate,
+        jobs=jobs,
     )
 
 
@@ -165,6 +188,8 @@ def _run(
     validate_checksums: bool,
     idle_timeout: float,
     views: "TimelineOptions | None" = None,
+    separate: bool = False,
+    jobs: int = 1,
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
 
@@ -177,7 +202,11 @@ def _run(
     )
     try:
         status = report.run(
-            paths, validate_checksums=validate_checksums, idle_timeout=idle_timeout
+            paths,
+            validate_checksums=validate_checksums,
+            idle_timeout=idle_timeout,
+            separate=separate,
+            jobs=jobs,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
