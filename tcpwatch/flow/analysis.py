@@ -29,6 +29,8 @@ STRAY_SYN = 1 << 12
 PORT_REUSE = 1 << 13
 DUPLICATE_CAPTURE = 1 << 14
 """The same segment captured a second time, e.g. on two interfaces of one host."""
+ACKED_UNSEEN = 1 << 15
+"""An ACK for data the capture has not shown (yet): lost, or captured late."""
 
 ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 
@@ -48,6 +50,7 @@ MARK_NAMES = {
     STRAY_SYN: "SYN inside the connection",
     PORT_REUSE: "port numbers reused",
     DUPLICATE_CAPTURE: "duplicate capture",
+    ACKED_UNSEEN: "ACKed unseen segment",
 }
 
 # Wireshark calls a segment that fills a hole out-of-order, not a

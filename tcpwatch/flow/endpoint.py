@@ -141,7 +141,11 @@ class Endpoint:
         self.last_ack_sent = -1
         """Relative (in the peer's space) ACK of this side's previous segment."""
         self.last_window_sent = -1
-        """Scaled window of this side's previous ACK (-1: none yet)."""
+        """Raw window field of this side's previous ACK (-1: none yet).
+
+        Raw, as Wireshark compares it for duplicate ACKs and window updates,
+        also across the SYN, whose window is never scaled.
+        """
         self.retransmissions = 0
         self.out_of_order = 0
         self.dup_acks = 0

@@ -361,12 +361,14 @@ class FlowTracker:
                 rel_ack = peer.unwrap(seg.ack, peer.ack)
                 if rel_ack < 0:
                     rel_ack = 0
+                elif rel_ack > peer.last and not flags & RST:
+                    marks |= analysis.ACKED_UNSEEN
                 elif not flags & RST and rel_ack > peer.ack:
                     if not (seg.ack == 0 and rel_ack - peer.ack > TOO_LARGE_SEQ_DELTA):
                         peer.ack = rel_ack
             if not duplicate:
                 marks |= analysis.analyze_ack(
-                    endpoint, peer, flags, length, rel_seq, rel_ack, endpoint.window
+                    endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
                 )
         if flags & FIN and endpoint.fin_ack is None:
             endpoint.fin_ack = rel_ack if flags & ACK else -1
@@ -409,8 +411,7 @@ class FlowTracker:
             elif rel_ack != endpoint.last_ack_sent:
                 endpoint.dup_ack_run = 0
             endpoint.last_ack_sent = rel_ack
-            # A SYN's window is not scaled: the next window is not compared.
-            endpoint.last_window_sent = -1 if flags & SYN else endpoint.window
+            endpoint.last_window_sent = seg.window
         if conn.segments is not None:
             self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
 
