@@ -5,6 +5,8 @@ is audited in test_audit_loopback.py.
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +285,21 @@ def test_audit_cli_truncated_capture(
     status, document = audit_json("--policy", policy, cut)
     assert status == 3
     assert document["records"] > 0
+
+
+def test_audit_cli_process_exit_status(crafted: Path, tmp_path: Path) -> None:
+    strict = tmp_path / "strict.toml"
+    strict.write_text(STRICT_POLICY)
+    command = [sys.executable, "-m", "tcpwatch", "audit", "--policy"]
+    hole = subprocess.run(
+        [*command, str(strict), str(crafted)], capture_output=True, text=True
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[groups.web]\nhosts = 1\n")
+    invalid = subprocess.run(
+        [*command, str(broken), str(crafted)], capture_output=True, text=True
+    )
+    assert hole.returncode == 1
+    assert "holes: denied by the policy, yet accepted (1)" in hole.stdout
+    assert invalid.returncode == 2
+    assert "groups.web.hosts: missing or empty" in invalid.stderr

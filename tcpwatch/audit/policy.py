@@ -173,7 +173,7 @@ class Policy:
     notes: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     _cache: dict[str, tuple[Address, tuple[Group, ...]]] = field(
-        default_factory=dict, repr=False
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
     def groups_of(self, address: str) -> tuple[Group, ...]:
