@@ -40,7 +40,7 @@ from pathlib import Path
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 
-# The benchmark files: name, packets. "About 200,000 and about 2,000,000."
+# The benchmark files, as (file name, packet count).
 STANDARD_SIZES = (("loopback-200k.pcap", 200_000), ("loopback-2m.pcap", 2_000_000))
 
 DEFAULT_SEED = 6
@@ -100,8 +100,8 @@ def _send_bytes(sock: socket.socket, count: int) -> None:
 def _receive(sock: socket.socket, count: int | None) -> bool:
     """Read ``count`` bytes, or until EOF when None. Return False on early EOF."""
     while count is None or count > 0:
-        wanted = 65536 if count is None else min(count, 65536)
-        data = sock.recv(wanted)
+        size = 65536 if count is None else min(count, 65536)
+        data = sock.recv(size)
         if not data:
             return count is None
         if count is not None:

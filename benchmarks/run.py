@@ -54,6 +54,9 @@ class Tool:
 @dataclass
 class Measurement:
     seconds: float
+    """Wall time."""
+    cpu_seconds: float
+    """User plus system CPU time of the process and its waited-for children."""
     max_rss_kib: int
 
 
@@ -69,8 +72,16 @@ class Result:
         return statistics.median(run.seconds for run in self.runs)
 
     @property
+    def median_cpu_seconds(self) -> float:
+        return statistics.median(run.cpu_seconds for run in self.runs)
+
+    @property
     def packets_per_second(self) -> float:
         return self.packets / self.median_seconds
+
+    @property
+    def packets_per_cpu_second(self) -> float:
+        return self.packets / self.median_cpu_seconds
 
     @property
     def peak_mib(self) -> float:
@@ -100,7 +111,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Measurement:
             raise SystemExit(
                 f"bench: {argv[0]} failed with status {process.returncode}:\n{message}"
             )
-    return Measurement(elapsed, usage.ru_maxrss)
+    return Measurement(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 
 
 def count_packets(path: Path) -> int:
@@ -160,7 +171,8 @@ def benchmark(files: list[Path], tool_list: list[Tool], runs: int) -> list[Resul
                 measured[tool.name].append(run)
                 print(
                     f"bench:   run {round_number + 1}/{runs} {tool.name}: "
-                    f"{run.seconds:.2f} s, {run.max_rss_kib / 1024:.0f} MiB",
+                    f"{run.seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU, "
+                    f"{run.max_rss_kib / 1024:.0f} MiB",
                     file=sys.stderr,
                 )
         for tool in tool_list:
@@ -191,7 +203,9 @@ def startup(small: Path, runs: int = 5) -> dict[str, object]:
     }
     report: dict[str, object] = {}
     for name, argv in commands.items():
-        seconds = statistics.median(measure(argv).seconds for _ in range(runs))
+        runs_measured = [measure(argv) for _ in range(runs)]
+        seconds = statistics.median(run.seconds for run in runs_measured)
+        cpu_seconds = statistics.median(run.cpu_seconds for run in runs_measured)
         imported = subprocess.run(
             [argv[0], "-X", "importtime", *argv[1:]],
             capture_output=True,
@@ -205,7 +219,11 @@ def startup(small: Path, runs: int = 5) -> dict[str, object]:
                 if re.search(rf"\|\s+{module}(\.|$)", imported, re.MULTILINE)
             }
         )
-        report[name] = {"seconds": seconds, "heavy_imports": heavy}
+        report[name] = {
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "heavy_imports": heavy,
+        }
     return report
 
 
@@ -224,8 +242,14 @@ def machine() -> dict[str, str]:
     ).stdout.splitlines()[0]
     tcptrace = subprocess.run(["tcptrace", "-v"], capture_output=True, text=True)
     tcptrace_version = (tcptrace.stdout + tcptrace.stderr).strip().splitlines()[0]
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return {
         "date": datetime.date.today().isoformat(),
+        "commit": commit or "unknown",
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "memory": f"{total_kib / 1024 / 1024:.1f} GiB",
@@ -252,34 +276,49 @@ def build_compiled() -> bool:
     return True
 
 
-def print_report(results: list[Result], start: dict[str, object]) -> None:
+def print_report(results: list[Result]) -> None:
     by_file: dict[str, dict[str, Result]] = {}
     for result in results:
         by_file.setdefault(result.file, {})[result.tool] = result
     for file, row in by_file.items():
         packets = next(iter(row.values())).packets
         print(f"\n{file} ({packets:,} packets)")
-        print(f"  {'tool':18s} {'median s':>9s} {'packets/s':>11s} {'peak MiB':>9s}")
+        print(
+            f"  {'tool':18s} {'wall s':>7s} {'packets/s':>10s} "
+            f"{'CPU s':>7s} {'packets/CPU s':>13s} {'peak MiB':>8s}"
+        )
         for result in row.values():
             print(
-                f"  {result.tool:18s} {result.median_seconds:9.2f} "
-                f"{result.packets_per_second:11,.0f} {result.peak_mib:9.0f}"
+                f"  {result.tool:18s} {result.median_seconds:7.2f} "
+                f"{result.packets_per_second:10,.0f} "
+                f"{result.median_cpu_seconds:7.2f} "
+                f"{result.packets_per_cpu_second:13,.0f} {result.peak_mib:8.0f}"
             )
         for name in ("tcpwatch", "tcpwatch (mypyc)"):
-            if name not in row:
-                continue
-            ours = row[name].packets_per_second
-            fields = ours / row["tshark fields"].packets_per_second
-            tcptrace = ours / row["tcptrace -n -l"].packets_per_second
-            print(
-                f"  {name}: {fields:.2f}x tshark fields (target 5x), "
-                f"{tcptrace:.2f}x tcptrace -n -l (target 0.7x)"
-            )
+            if name in row:
+                print(f"  {name}: " + _ratios(row, name))
+
+
+def _ratios(row: dict[str, Result], name: str) -> str:
+    """Return tcpwatch's throughput ratios, by wall time and by CPU time."""
+    ours = row[name]
+    parts = []
+    for other, target in (("tshark fields", "5x"), ("tcptrace -n -l", "0.7x")):
+        wall = ours.packets_per_second / row[other].packets_per_second
+        cpu = ours.packets_per_cpu_second / row[other].packets_per_cpu_second
+        parts.append(f"{wall:.2f}x {other} (CPU {cpu:.2f}x; target {target})")
+    return ", ".join(parts)
+
+
+def print_startup(start: dict[str, object]) -> None:
     print("\nstart-up (median of 5 runs)")
     for name, entry in start.items():
         assert isinstance(entry, dict)
         heavy = ", ".join(entry["heavy_imports"]) or "no scapy, no pyshark"
-        print(f"  {name:34s} {entry['seconds']:.2f} s   imports: {heavy}")
+        print(
+            f"  {name:36s} {entry['seconds']:.2f} s wall, "
+            f"{entry['cpu_seconds']:.2f} s CPU   imports: {heavy}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,15 +350,20 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{info['date']}: {info['cpu']}, {info['cores']} cores, {info['memory']}, "
         f"Linux {info['kernel']}, Python {info['python']}"
     )
-    print(f"{info['tshark']}; {info['tcptrace']}")
-    print_report(results, start)
+    print(f"{info['tshark']}; {info['tcptrace']}; tcpwatch at {info['commit']}")
+    print_report(results)
+    print_startup(start)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     saved = RESULTS_DIR / f"bench-{stamp}.json"
     payload = {
         "machine": info,
         "results": [
-            {**asdict(result), "median_seconds": result.median_seconds}
+            {
+                **asdict(result),
+                "median_seconds": result.median_seconds,
+                "median_cpu_seconds": result.median_cpu_seconds,
+            }
             for result in results
         ],
         "startup": start,
