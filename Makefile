@@ -61,9 +61,10 @@ bench-deps:
 		$(APT) update -q && $(APT) install -y -q $$missing; \
 	fi
 
+# BENCH_ARGS passes options and files to the runner, e.g. BENCH_ARGS="--runs 3".
 bench: system-deps bench-deps venv
 	@$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/pip install -q setuptools
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Optional: compile the hot modules with mypyc, in place. `make clean` or
 # `python tools/compile.py --clean` goes back to pure Python.
