@@ -52,11 +52,12 @@ def _root(
 
 def _register() -> None:
     """Add each command module's commands to ``app``."""
-    from tcpwatch.cli import audit, demo, read
+    from tcpwatch.cli import audit, demo, read, replay
 
     read.register(app)
     audit.register(app)
     demo.register(app)
+    replay.register(app)
 
 
 _register()

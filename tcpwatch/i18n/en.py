@@ -61,6 +61,7 @@ MESSAGES: dict[str, str] = {
     "mark.syn_inside_the_connection": "SYN inside the connection",
     "mark.port_numbers_reused": "port numbers reused",
     "mark.duplicate_capture": "duplicate capture",
+    "mark.acked_unseen_segment": "ACKed unseen segment",
     "count.mark.retransmission.one": "{n} retransmission",
     "count.mark.retransmission.other": "{n} retransmissions",
     "count.mark.fast_retransmission.one": "{n} fast retransmission",
@@ -91,6 +92,8 @@ MESSAGES: dict[str, str] = {
     "count.mark.port_numbers_reused.other": "{n} port reuses",
     "count.mark.duplicate_capture.one": "{n} duplicate capture",
     "count.mark.duplicate_capture.other": "{n} duplicate captures",
+    "count.mark.acked_unseen_segment.one": "{n} ACK of unseen data",
+    "count.mark.acked_unseen_segment.other": "{n} ACKs of unseen data",
     # -- SYN options -------------------------------------------------------
     "option.mss": "MSS {mss} (the largest segment it accepts)",
     "option.wscale": "window scale {shift} (×{factor})",
@@ -239,6 +242,10 @@ MESSAGES: dict[str, str] = {
     "explain.duplicate_capture": (
         "Duplicate capture: the same packet was captured twice, for example on "
         "two interfaces. It was sent once."
+    ),
+    "explain.acked_unseen_segment": (
+        "ACKed unseen segment: this ACK covers data the capture never saw. The "
+        "{peer}'s segment reached the {side}, but the capture missed it."
     ),
     # -- verdicts, built from the record's facts ---------------------------
     "verdict.rejected": "server refused: SYN answered by RST after {latency}",

@@ -60,6 +60,7 @@ MESSAGES: dict[str, str] = {
     "mark.syn_inside_the_connection": "コネクション内の SYN",
     "mark.port_numbers_reused": "ポート番号の再利用",
     "mark.duplicate_capture": "重複キャプチャ",
+    "mark.acked_unseen_segment": "未取得データへの ACK",
     "count.mark.retransmission.one": "再送 {n} 件",
     "count.mark.retransmission.other": "再送 {n} 件",
     "count.mark.fast_retransmission.one": "高速再送 {n} 件",
@@ -90,6 +91,8 @@ MESSAGES: dict[str, str] = {
     "count.mark.port_numbers_reused.other": "ポート再利用 {n} 件",
     "count.mark.duplicate_capture.one": "重複キャプチャ {n} 件",
     "count.mark.duplicate_capture.other": "重複キャプチャ {n} 件",
+    "count.mark.acked_unseen_segment.one": "未取得データへの ACK {n} 件",
+    "count.mark.acked_unseen_segment.other": "未取得データへの ACK {n} 件",
     # -- SYN options -------------------------------------------------------
     "option.mss": "MSS {mss}（受け取れる最大のセグメント）",
     "option.wscale": "ウィンドウスケール {shift}（{factor} 倍）",
@@ -237,6 +240,11 @@ MESSAGES: dict[str, str] = {
     "explain.duplicate_capture": (
         "重複キャプチャ: 同じパケットが 2 回キャプチャされました（たとえば 2 つの"
         "インターフェースで）。送信は 1 回だけです。"
+    ),
+    "explain.acked_unseen_segment": (
+        "未取得データへの ACK: この ACK はキャプチャにないデータを確認応答して"
+        "います。{peer}のセグメントは{side}に届きましたが、キャプチャには"
+        "残っていません。"
     ),
     # -- verdicts, built from the record's facts ---------------------------
     "verdict.rejected": "サーバーが拒否: SYN に {latency} 後 RST が返りました",

@@ -1,0 +1,275 @@
+"""``tcpwatch replay``: play a capture file into the live dashboard at its own pace."""
+
+import itertools
+import os
+import select
+import sys
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+
+from tcpwatch.errors import TcpwatchError, UsageError
+
+Files = Annotated[
+    list[Path],
+    typer.Argument(
+        help="pcap or pcapng files, plain or gzip-compressed; several are replayed "
+        "as one capture in timestamp order.",
+        show_default=False,
+    ),
+]
+Speed = Annotated[
+    float,
+    typer.Option(
+        "--speed",
+        min=0.001,
+        help="Playback speed: 1 is the recorded pace, 0.1 slow motion, 10 ten "
+        "times faster.",
+    ),
+]
+Step = Annotated[
+    bool,
+    typer.Option(
+        "--step",
+        help="Advance one segment per key press (space or Enter; q stops).",
+    ),
+]
+Format = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-F",
+        help="table (the dashboard on a terminal, a table at the end otherwise), "
+        "or json, csv or zeek: one record per connection as it finishes.",
+    ),
+]
+IdleTimeout = Annotated[
+    float,
+    typer.Option(
+        "--idle-timeout",
+        min=0.001,
+        help="Seconds without packets after which a connection is finished.",
+    ),
+]
+
+FORMATS = ("table", "json", "csv", "zeek")
+STEP_KEYS = (b" ", b"\n", b"\r", b"n")
+"""Keys that release the next segment in step mode, with the right arrow."""
+RIGHT_ARROW = b"\x1b[C"
+QUIT_KEYS = (b"q", b"Q")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)
+
+
+def replay(
+    files: Files,
+    speed: Speed = 1.0,
+    step: Step = False,
+    output_format: Format = "table",
+    idle_timeout: IdleTimeout = 300.0,
+) -> None:
+    """Play capture files into the live dashboard at their recorded pace."""
+    try:
+        status = _replay(
+            [str(path) for path in files], speed, step, output_format, idle_timeout
+        )
+    except TcpwatchError as error:
+        print(f"tcpwatch: error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    raise typer.Exit(status)
+
+
+def _replay(
+    paths: list[str],
+    speed: float,
+    step: bool,
+    output_format: str,
+    idle_timeout: float,
+) -> int:
+    from tcpwatch.capture.replay import ReplayClock, ReplaySource
+    from tcpwatch.flow.tracker import FlowTracker
+
+    if output_format not in FORMATS:
+        raise UsageError(
+            f"unknown format {output_format!r}; use one of: {', '.join(FORMATS)}"
+        )
+    dashboard = output_format == "table" and sys.stdout.isatty()
+    if step and not (dashboard and sys.stdin.isatty()):
+        raise UsageError(
+            "--step needs a terminal for the dashboard and for key presses; "
+            "run it in a terminal without --format or redirection"
+        )
+    source = ReplaySource(paths)
+    clock = ReplayClock(speed)
+    tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=dashboard)
+    if dashboard:
+        _run_dashboard(paths, source, clock, tracker, step)
+    else:
+        _run_plain(source, clock, tracker, output_format)
+    return _report(source)
+
+
+def _run_plain(source: Any, clock: Any, tracker: Any, output_format: str) -> None:
+    """Replay without a screen: stream records, or print the table at the end."""
+    from rich.console import Console
+
+    from tcpwatch.capture.replay import paced
+    from tcpwatch.export import writers
+    from tcpwatch.flow.record import build_record
+
+    writer: Any = None
+    if output_format == "json":
+        writer = writers.JsonLinesWriter(sys.stdout)
+    elif output_format == "csv":
+        writer = writers.CsvWriter(sys.stdout)
+    elif output_format == "zeek":
+        writer = writers.ZeekWriter(sys.stdout)
+    rows: list[tuple[int, dict[str, Any]]] = []
+
+    def emit(conns: list[Any]) -> None:
+        for conn in conns:
+            record = build_record(conn)
+            if writer is not None:
+                writer.write(record)
+                sys.stdout.flush()
+            else:
+                rows.append((conn.number, record))
+
+    for batch in paced(source, clock):
+        for segment in batch:
+            tracker.process(segment)
+        emit(tracker.pop_finished())
+    emit(tracker.flush())
+    if writer is not None:
+        writer.close()
+        return
+    from tcpwatch.cli.read import terminal_width
+    from tcpwatch.render.table import ConnectionTable
+
+    rows.sort(key=lambda row: row[0])
+    Console(highlight=False).print(
+        ConnectionTable(rows), width=terminal_width(), crop=False
+    )
+
+
+def _run_dashboard(
+    paths: list[str], source: Any, clock: Any, tracker: Any, step: bool
+) -> None:
+    """Replay into the live dashboard, then print the table of connections."""
+    from rich.console import Console
+
+    from tcpwatch.capture.live_feed import CaptureStatus
+    from tcpwatch.capture.replay import paced
+    from tcpwatch.render.dashboard import Dashboard
+    from tcpwatch.render.table import ConnectionTable
+
+    names = ", ".join(Path(path).name for path in paths)
+    mode = "step" if step else f"×{clock.speed:g}"
+    status = CaptureStatus(source=f"replay {names} ({mode})")
+    segments = iter(source)
+    first = next(segments, None)
+    if first is not None:
+        # The header's running time counts from the capture's first segment.
+        status.started = first.ts
+        segments = itertools.chain([first], segments)
+        if step:
+            clock.hold(first.ts)
+        else:
+            clock.rebase(first.ts)
+    dashboard = Dashboard(tracker, status, clock=clock.now, keys=not step, decoded=True)
+    status.decode = source.decoder.stats
+    stepper = _StepKeys(dashboard.feed.stop) if step else None
+    batches = paced(
+        segments,
+        clock,
+        step=stepper.wait if stepper else None,
+        stop=dashboard.feed.stop.is_set,
+    )
+    try:
+        if stepper is not None:
+            stepper.start()
+        # The feed takes segment batches when built with decoded=True.
+        dashboard.run(cast(Any, batches)).join()
+    finally:
+        if stepper is not None:
+            stepper.close()
+    rows = dashboard.final_rows()
+    if rows:
+        Console(highlight=False).print(ConnectionTable(rows))
+
+
+def _report(source: Any) -> int:
+    """Print the decode summary and any file error; return the exit status."""
+    stats = source.decoder.stats
+    print(stats.summary(), file=sys.stderr)
+    for error in source.capture.errors:
+        print(
+            f"tcpwatch: error: {error}; the packets before it were replayed",
+            file=sys.stderr,
+        )
+    return 1 if source.capture.errors else 0
+
+
+class _StepKeys:
+    """Wait for a key press before each segment, with the terminal in cbreak mode."""
+
+    def __init__(self, stop: Any) -> None:
+        self.stop = stop
+        self.fd = sys.stdin.fileno()
+        self._saved: Any = None
+        self._pending = 0
+
+    def start(self) -> None:
+        import termios
+        import tty
+
+        self._saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+
+    def close(self) -> None:
+        import termios
+
+        if self._saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def wait(self, segment: object) -> bool:
+        """Block until a step key (True) or q (False); False once stopped.
+
+        Keys typed faster than the segments are shown are kept, so five
+        quick presses release five segments.
+        """
+        while not self.stop.is_set():
+            if self._pending:
+                self._pending -= 1
+                return True
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if not ready:
+                continue
+            steps, quit_requested = count_keys(os.read(self.fd, 64))
+            if quit_requested:
+                self.stop.set()
+                return False
+            self._pending += steps
+        return False
+
+
+def count_keys(typed: bytes) -> tuple[int, bool]:
+    """Return the step keys in ``typed`` and whether q was among them."""
+    steps = 0
+    index = 0
+    while index < len(typed):
+        if typed.startswith(RIGHT_ARROW, index):
+            steps += 1
+            index += len(RIGHT_ARROW)
+            continue
+        key = typed[index : index + 1]
+        if key in QUIT_KEYS:
+            return steps, True
+        if key in STEP_KEYS:
+            steps += 1
+        index += 1
+    return steps, False
