@@ -709,17 +709,19 @@ def _open_raw(path: str) -> io.BufferedReader:
 
 
 def _open_format(path: str, raw: io.BufferedReader) -> CaptureReader:
-    stream = raw
     try:
-        compressed = raw.peek(2)[:2] == _GZIP_MAGIC
+        raw, head = _read_ahead(raw, 8)
     except OSError as error:
         raise CaptureFileError(path, f"read failed: {error.strerror}") from None
+    stream = raw
+    compressed = head[:2] == _GZIP_MAGIC
     if compressed:
         # A BufferedReader over the gzip stream turns most per-record reads into
         # C calls that do not enter gzip's Python code: 1.4 times as fast.
         stream = io.BufferedReader(_GzipRawStream(raw), _BUFFER_SIZE)
     try:
-        head = stream.peek(8)[:8]
+        if compressed:
+            stream, head = _read_ahead(stream, 8)
     except _READ_ERRORS as error:
         reason = f"gzip data is corrupt ({error}); tcpwatch reads {_SUPPORTED}"
         raise CaptureFileError(path, reason) from None
@@ -727,7 +729,53 @@ def _open_format(path: str, raw: io.BufferedReader) -> CaptureReader:
         return PcapReader(path, raw, stream)
     if head[:4] == b"\x0a\x0d\x0d\x0a":
         return PcapngReader(path, raw, stream)
-    raise CaptureFileError(path, _unknown_format_reason(head, compressed))
+    raise CaptureFileError(path, _unknown_format_reason(head, compressed), 0)
+
+
+def _read_ahead(
+    stream: io.BufferedReader, size: int
+) -> tuple[io.BufferedReader, bytes]:
+    """Return ``stream`` and its first ``size`` bytes, which stay unread.
+
+    ``peek`` returns what one read of the file gave, and a pipe can deliver
+    its first bytes in pieces. Then the bytes are read, as many as arrive
+    before the end of the file, and a new stream puts them back in front.
+    """
+    head = stream.peek(size)[:size]
+    if len(head) == size:
+        return stream, head
+    head = stream.read(size)
+    return io.BufferedReader(_PrefixedStream(head, stream), _BUFFER_SIZE), head
+
+
+class _PrefixedStream(io.RawIOBase):
+    """Bytes already read from a stream, followed by the rest of that stream."""
+
+    def __init__(self, prefix: bytes, rest: io.BufferedReader) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._rest.fileno()
+
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        view = memoryview(buffer)
+        if self._prefix:
+            size = min(len(view), len(self._prefix))
+            view[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._rest.read1(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
 def _unknown_format_reason(head: bytes, compressed: bool) -> str:
