@@ -47,8 +47,20 @@ def printable(text: str) -> str:
 
     Capture contents (payloads, comments, names) pass through this before they
     reach a terminal, so escape sequences in them cannot act on it. Rich markup
-    is not a concern when the result goes into a ``rich.text.Text``.
+    is not a concern when the result goes into a ``rich.text.Text``. A file
+    name byte that is not valid UTF-8 (a lone surrogate from Python's
+    ``surrogateescape``) is shown as ``\\xNN`` of that byte, and other
+    unprintable characters above U+00FF as ``\\uNNNN`` or ``\\UNNNNNNNN``.
     """
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code > 0xFF:
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return f"\\x{code:02x}"
