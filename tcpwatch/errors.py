@@ -1,5 +1,7 @@
 """The error tree. Each message names the bad value and what to do next."""
 
+from tcpwatch.render.style import printable
+
 
 class TcpwatchError(Exception):
     """Base class of every error tcpwatch reports to the user."""
@@ -17,7 +19,9 @@ class CaptureFileError(TcpwatchError):
         self.reason = reason
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
-        super().__init__(f"{path}{where}: {reason}")
+        # The message is printed to a terminal, and a file name can contain
+        # escape sequences, so its control characters are shown escaped.
+        super().__init__(f"{printable(path)}{where}: {reason}")
 
 
 class TruncatedCaptureError(CaptureFileError):
