@@ -98,6 +98,7 @@ class OfflineReport:
                 f"tcpwatch: error: {error}; the packets before it were analysed",
                 style="red",
                 soft_wrap=True,
+                markup=False,
             )
         return 1 if result.errors else 0
 
