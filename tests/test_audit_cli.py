@@ -303,3 +303,32 @@ def test_audit_cli_process_exit_status(crafted: Path, tmp_path: Path) -> None:
     assert "holes: denied by the policy, yet accepted (1)" in hole.stdout
     assert invalid.returncode == 2
     assert "groups.web.hosts: missing or empty" in invalid.stderr
+
+
+def test_connection_audit_from_feed_thread(tmp_path: Path) -> None:
+    # A live capture's feed thread finishes connections while the display
+    # thread asks for reports; ConnectionAudit serialises the two.
+    from tcpwatch.audit.policyfile import load_policy
+    from tcpwatch.capture.live_feed import CaptureStatus, FrameFeed
+    from tcpwatch.cli.audit import ConnectionAudit
+    from tcpwatch.flow.tracker import FlowTracker
+
+    policy_path = tmp_path / "strict.toml"
+    policy_path.write_text(STRICT_POLICY)
+    connection_audit = ConnectionAudit(load_policy(policy_path))
+    packets = exchange(CLIENT, WEB, 50000, 443, 1000.0) + port_scan(1001.0)
+    frames = [(float(p.time), 1, bytes(p), len(p), 0) for p in packets]
+    batches = [frames[start : start + 50] for start in range(0, len(frames), 50)]
+    feed = FrameFeed(
+        FlowTracker(), CaptureStatus(source="test"), connection_audit.finished
+    )
+    feed.start(batches)
+    partial = [connection_audit.report().attempts for _ in range(20)]
+    assert feed.join(timeout=30)
+    report = connection_audit.report()
+    assert partial == sorted(partial)
+    assert report.attempts == 1 + len(SCANNED)
+    assert [str(hole.missing[0]) for hole in report.holes] == [
+        "no inbound rule of web allows tcp/443 from hosts outside every group"
+    ]
+    assert [scan.source for scan in report.scans] == [SCANNER]

@@ -6,13 +6,14 @@ policy, or a policy or capture file that could not be opened. 3 means a
 capture file broke part way and the part that was read held nothing that
 ``--fail-on`` selects.
 
-``load_policy_option``, ``audit_status`` and ``print_report`` are meant for
-commands that audit live traffic too.
+``load_policy_option``, ``ConnectionAudit``, ``audit_status`` and
+``print_report`` are meant for commands that audit live traffic too.
 """
 
 import enum
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,8 +22,10 @@ import typer
 from tcpwatch.errors import TcpwatchError, UsageError
 
 if TYPE_CHECKING:
-    from tcpwatch.audit.classifier import AuditClassifier, AuditReport
+    from tcpwatch.audit.classifier import AuditReport
+    from tcpwatch.audit.detect import Thresholds
     from tcpwatch.audit.policy import Policy
+    from tcpwatch.flow.connection import Connection
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -132,7 +135,7 @@ FailOnOption = Annotated[
     list[FailOn] | None,
     typer.Option(
         "--fail-on",
-        help="What makes the exit status 1; repeatable. Default: hole.",
+        help="Finding kind that makes the exit status 1; repeatable. Default: hole.",
         show_default=False,
     ),
 ]
@@ -181,7 +184,6 @@ def audit(
     Exit status: 0 clean, 1 a hole (or what --fail-on selects) was found,
     2 invalid input, 3 a capture file broke part way.
     """
-    from tcpwatch.audit.classifier import AuditClassifier
     from tcpwatch.audit.detect import Thresholds
 
     try:
@@ -193,13 +195,13 @@ def audit(
             flood_attempts=flood_attempts,
             flood_window=flood_window,
         )
-        classifier = AuditClassifier(loaded, thresholds, examples=examples)
+        connection_audit = ConnectionAudit(loaded, thresholds, examples=examples)
         paths = [str(path) for path in captures]
-        broken = _read(paths, classifier, idle_timeout, validate_checksums)
+        broken = _read(paths, connection_audit, idle_timeout, validate_checksums)
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
         raise typer.Exit(EXIT_ERROR) from None
-    report = classifier.report()
+    report = connection_audit.report()
     print_report(report, paths, output_format)
     status = audit_status(report, set(fail_on or [FailOn.hole]))
     if status == EXIT_CLEAN and broken:
@@ -236,6 +238,39 @@ def load_policy_option(
     return load_terraform(terraform, parse_members(members))
 
 
+class ConnectionAudit:
+    """Audit connections as a tracker finishes them, from any thread.
+
+    Pass ``finished`` as the callback that receives finished connections
+    (``FrameFeed``'s ``on_finished``, or ``read_captures``'s), and call
+    ``report`` for the summary so far. A lock serialises both, so a capture
+    thread may add while a display thread reports.
+    """
+
+    def __init__(
+        self,
+        policy: "Policy",
+        thresholds: "Thresholds | None" = None,
+        examples: int = 10,
+    ) -> None:
+        from tcpwatch.audit.classifier import AuditClassifier
+
+        self.classifier = AuditClassifier(policy, thresholds, examples=examples)
+        self._lock = threading.Lock()
+
+    def finished(self, conn: "Connection") -> None:
+        """Audit one finished connection."""
+        from tcpwatch.flow.record import build_record
+
+        record = build_record(conn)
+        with self._lock:
+            self.classifier.add(record)
+
+    def report(self) -> "AuditReport":
+        with self._lock:
+            return self.classifier.report()
+
+
 def audit_status(report: "AuditReport", fail_on: set[FailOn]) -> int:
     """Return ``EXIT_FOUND`` if the report contains any kind in ``fail_on``."""
     from tcpwatch.audit.classifier import AuditClass
@@ -253,24 +288,22 @@ def audit_status(report: "AuditReport", fail_on: set[FailOn]) -> int:
 
 def _read(
     paths: list[str],
-    classifier: "AuditClassifier",
+    connection_audit: ConnectionAudit,
     idle_timeout: float,
     validate_checksums: bool,
 ) -> bool:
     """Audit every connection in ``paths``; return True if a file broke part way."""
     from rich.console import Console
 
-    from tcpwatch.flow.connection import Connection
-    from tcpwatch.flow.record import build_record
     from tcpwatch.flow.tracker import FlowTracker
     from tcpwatch.pipeline import read_captures
 
-    def finished(conn: Connection) -> None:
-        classifier.add(build_record(conn))
-
     tracker = FlowTracker(idle_timeout=idle_timeout)
     result = read_captures(
-        paths, tracker, finished, validate_checksums=validate_checksums
+        paths,
+        tracker,
+        connection_audit.finished,
+        validate_checksums=validate_checksums,
     )
     stderr = Console(file=sys.stderr, highlight=False)
     noun = "connection" if result.connections == 1 else "connections"
