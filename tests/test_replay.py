@@ -343,7 +343,8 @@ def test_replay_step_mode_in_terminal(zero_window_capture: Path):
         time.sleep(0.5)
         assert "packets 4 " in terminal.screen()  # no key, no segment
         terminal.keys("q")
-        screen = terminal.wait_for("originator")
+        # After the dashboard: the table of connections and the frame summary.
+        screen = terminal.wait_for(" TCP, ")
         assert "S1" in screen
     finally:
         terminal.close()

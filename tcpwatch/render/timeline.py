@@ -97,6 +97,10 @@ def segment_phase(conn: Connection, view: SegmentView) -> Phase:
     during the transfer stays in the transfer band.
     """
     seg = view.segment
+    if conn.handshake_ack_time is None and not conn.is_partial:
+        # A connection that never opened has no transfer or teardown: its RST
+        # (a rejected attempt) ends the handshake.
+        return Phase.HANDSHAKE
     closing = _closing_time(conn)
     if closing is not None and seg.ts >= closing:
         return Phase.TEARDOWN
@@ -106,8 +110,6 @@ def segment_phase(conn: Connection, view: SegmentView) -> Phase:
         return Phase.HANDSHAKE
     established = conn.handshake_ack_time
     if established is not None and seg.ts <= established and not seg.payload_len:
-        return Phase.HANDSHAKE
-    if established is None and not seg.payload_len and not conn.is_partial:
         return Phase.HANDSHAKE
     return Phase.TRANSFER
 
