@@ -88,6 +88,10 @@ class FrameFeed:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         """Set it to end the feed after the current batch."""
+        self.source_stops = False
+        """True when the source watches ``stop`` itself and ends soon after it
+        is set; the feed then consumes what the source still yields, such as
+        the packets tshark has yet to print."""
         self.error: BaseException | None = None
         """The exception that ended ``run`` in a thread, if one did."""
         self._thread: threading.Thread | None = None
@@ -118,7 +122,7 @@ class FrameFeed:
                     else:
                         tracker.expire(self.clock())
                     self._deliver(tracker.pop_finished())
-                if self.stop.is_set():
+                if self.stop.is_set() and not self.source_stops:
                     break
         finally:
             with lock:

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +34,7 @@ from tcpwatch.capture.segment import PAYLOAD_PREVIEW, Segment
 from tcpwatch.errors import (
     CaptureFileError,
     CapturePermissionError,
-    InterfaceNotFoundError,
+    TcpwatchError,
     TsharkMissingError,
 )
 from tcpwatch.flow.connection import Connection
@@ -262,15 +263,21 @@ def read_captures_tshark(
 # -- live ----------------------------------------------------------------------
 
 _END = object()
+# Seconds to wait for dumpcap to start capturing.
+_START_TIMEOUT = 15.0
+_CHUNK = 64 * 1024
 
 
 class TsharkLiveSource:
     """A live capture through dumpcap and tshark, yielding batches of segments.
 
-    pyshark runs in a thread of its own and hands segments over through a
-    queue; a frame without a TCP segment is handed over as None, so that
-    packet counts stay right. Stopping ends dumpcap, after which tshark reads
-    the rest of the pipe, finishes the ``write`` file, and exits.
+    dumpcap captures and writes a pcap stream. A thread copies the stream to
+    the ``write`` file, if any, and into a pipe that tshark reads through
+    pyshark, so the saved file holds exactly the packets analysed. pyshark
+    runs in a thread of its own and hands segments over through a queue; a
+    frame without a TCP segment is handed over as None, so that packet counts
+    stay right. Stopping ends dumpcap; the end of its stream then ends the
+    file, tshark and the batches in turn.
 
     NOTE: the Python process does not drop root with this backend: dumpcap
     and tshark run as the user who started tcpwatch.
@@ -294,10 +301,11 @@ class TsharkLiveSource:
         self.received: int | None = None
         self.dropped: int | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=100000)
-        self._capture: Any = None
+        self._dumpcap: subprocess.Popen[bytes] | None = None
         self._stderr: list[str] = []
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._capturing = threading.Event()
         if interface != "any":
             from tcpwatch.capture.live import interface_index
 
@@ -308,10 +316,14 @@ class TsharkLiveSource:
     ) -> Iterator[list[Segment | None]]:
         """Yield segments in batches until stopped; see ``live.capture_batches``."""
         status.decode = self.converter.stats
-        self._thread = threading.Thread(
-            target=self._run, args=(count,), name="tcpwatch-tshark", daemon=True
-        )
-        self._thread.start()
+        read_end = self._start(count)
+        # Wait until dumpcap reports that it captures, so that the first batch
+        # means the capture is running, as with the native source.
+        waited = time.monotonic() + _START_TIMEOUT
+        while self._dumpcap_running() and time.monotonic() < waited:
+            if self._capturing.wait(0.1) or stop.is_set():
+                break
+        self._spawn(self._dissect, read_end)
         deadline = time.monotonic() + duration if duration > 0 else None
         stopping = False
         while True:
@@ -320,20 +332,7 @@ class TsharkLiveSource:
             ):
                 stopping = True
                 self._stop_dumpcap()
-            batch: list[Segment | None] = []
-            ended = False
-            try:
-                item = self._queue.get(timeout=0.1)
-                while True:
-                    if item is _END:
-                        ended = True
-                        break
-                    batch.append(item)
-                    if len(batch) >= 1024:
-                        break
-                    item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
+            batch, ended = self._next_batch()
             status.received, status.dropped = self.received, self.dropped
             yield batch
             if ended:
@@ -342,29 +341,125 @@ class TsharkLiveSource:
             raise self._error
 
     def close(self) -> None:
-        """Stop dumpcap and tshark if they still run, and wait for the thread."""
+        """Stop dumpcap if it still runs, and wait for the threads."""
         self._stop_dumpcap()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._dumpcap is not None:
+            self._dumpcap.wait(timeout=10)
 
-    def _run(self, count: int) -> None:
+    def _start(self, count: int) -> int:
+        """Start dumpcap and the copying thread; return the pipe tshark reads."""
+        command = ["dumpcap", "-i", self.interface, "-s", str(self.snaplen), "-P"]
+        if not self.promiscuous:
+            command.append("-p")
+        if self.bpf_filter:
+            command += ["-f", self.bpf_filter]
+        if count:
+            command += ["-c", str(count)]
+        command += ["-w", "-"]
+        output = None
+        if self.write:
+            try:
+                output = open(self.write, "wb")  # noqa: SIM115 - closed by _copy
+            except OSError as error:
+                raise CaptureFileError(
+                    self.write, f"cannot be written: {error.strerror}"
+                ) from None
+        logger.debug("tshark.dumpcap command=%s", command)
+        self._dumpcap = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        read_end, write_end = os.pipe()
+        self._spawn(self._copy, write_end, output)
+        self._spawn(self._read_stderr)
+        return read_end
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _copy(self, write_end: int, output: Any) -> None:
+        """Copy dumpcap's pcap stream to the file and to tshark's pipe."""
+        assert self._dumpcap is not None and self._dumpcap.stdout is not None
+        descriptor = self._dumpcap.stdout.fileno()
         try:
-            capture = self._capture = _make_live_capture(self)
+            while chunk := os.read(descriptor, _CHUNK):
+                if output is not None:
+                    output.write(chunk)
+                    output.flush()
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(write_end, view)
+                    view = view[written:]
+        except BrokenPipeError:
+            pass  # tshark ended first; its error is reported by _dissect
+        finally:
+            os.close(write_end)
+            if output is not None:
+                output.close()
+
+    def _read_stderr(self) -> None:
+        assert self._dumpcap is not None and self._dumpcap.stderr is not None
+        for raw in self._dumpcap.stderr:
+            line = raw.decode(errors="replace").strip()
+            self._stderr.append(line)
+            del self._stderr[:-20]
+            if line.startswith("Capturing on"):
+                self._capturing.set()
+            match = _DUMPCAP_DROPS.search(line)
+            if match:
+                self.received = int(match.group(1))
+                self.dropped = int(match.group(2))
+
+    def _dissect(self, read_end: int) -> None:
+        from pyshark.capture.pipe_capture import PipeCapture
+
+        capture = None
+        try:
+            capture = PipeCapture(
+                pipe=read_end,
+                use_json=True,
+                override_prefs=dict(_PREFERENCES),
+                custom_parameters=_JSON_PROTOCOLS,
+            )
             convert = self.converter.convert
             put = self._queue.put
-            for packet in capture.sniff_continuously(packet_count=count or None):
+            for packet in capture:
                 put(convert(packet))
         except BaseException as error:
             self._error = self._translate(error)
         finally:
-            if self._capture is not None:
+            if capture is not None:
                 try:
-                    self._capture.close()
-                except Exception as error:  # tshark ended on a signal: expected
+                    capture.close()
+                except Exception as error:  # tshark already gone
                     logger.debug("tshark.close_failed error=%s", error)
             self._queue.put(_END)
 
+    def _next_batch(self) -> tuple[list[Segment | None], bool]:
+        batch: list[Segment | None] = []
+        try:
+            item = self._queue.get(timeout=0.1)
+            while True:
+                if item is _END:
+                    return batch, True
+                batch.append(item)
+                if len(batch) >= 1024:
+                    break
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        return batch, False
+
     def _translate(self, error: BaseException) -> BaseException:
+        """Turn a tshark failure into the error dumpcap's messages explain."""
+        if self._dumpcap is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._dumpcap.wait(timeout=5)
+        for thread in self._threads[1:2]:
+            thread.join(timeout=5)  # the stderr reader
         text = " ".join(self._stderr)
         if "permission" in text.lower() or "not permitted" in text.lower():
             return CapturePermissionError(
@@ -373,64 +468,17 @@ class TsharkLiveSource:
                 "with: sudo setcap cap_net_raw,cap_net_admin=ep "
                 f"{shutil.which('dumpcap') or '/usr/bin/dumpcap'}"
             )
-        if type(error).__name__ == "UnknownInterfaceException":
-            return InterfaceNotFoundError(str(error).splitlines()[0])
+        if self._stderr and self._dumpcap is not None and self._dumpcap.returncode:
+            return TcpwatchError(
+                f"dumpcap failed on {self.interface!r}: {self._stderr[-1]}"
+            )
         return error
 
-    def _note_stderr(self, line: str) -> None:
-        self._stderr.append(line)
-        del self._stderr[:-20]
-        match = _DUMPCAP_DROPS.search(line)
-        if match:
-            self.received = int(match.group(1))
-            self.dropped = int(match.group(2))
+    def _dumpcap_running(self) -> bool:
+        return self._dumpcap is not None and self._dumpcap.poll() is None
 
     def _stop_dumpcap(self) -> None:
-        capture = self._capture
-        if capture is None:
-            return
-        for process in list(capture._running_processes):
-            if _process_name(process.pid) == "dumpcap" and process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
-
-
-def _process_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as file:
-            return file.read().strip()
-    except OSError:
-        return ""
-
-
-def _make_live_capture(source: TsharkLiveSource) -> Any:
-    """Create pyshark's LiveCapture with tcpwatch's dumpcap options."""
-    import pyshark
-
-    class _LiveCapture(pyshark.LiveCapture):  # type: ignore[misc]
-        def _get_dumpcap_parameters(self) -> list[str]:
-            extra = ["-s", str(source.snaplen)]
-            if not source.promiscuous:
-                extra.append("-p")
-            return extra + list(super()._get_dumpcap_parameters())
-
-        async def _handle_process_stderr_forever(self, stderr: Any) -> None:
-            while True:
-                line = await stderr.readline()
-                if not line:
-                    break
-                text = line.decode(errors="replace").strip()
-                self._last_error_line = text
-                source._note_stderr(text)
-
-    custom = list(_JSON_PROTOCOLS)
-    if source.write:
-        # -P keeps the dissection coming while tshark writes the file.
-        custom += ["-w", source.write, "-F", "pcap", "-P"]
-    return _LiveCapture(
-        interface=source.interface,
-        bpf_filter=source.bpf_filter or None,
-        use_json=True,
-        override_prefs=dict(_PREFERENCES),
-        custom_parameters=custom,
-    )
+        if self._dumpcap_running():
+            assert self._dumpcap is not None
+            with contextlib.suppress(ProcessLookupError):
+                self._dumpcap.send_signal(signal.SIGTERM)

@@ -209,6 +209,7 @@ class LiveSession:
             options.output_format == LiveFormat.table and sys.stdout.isatty()
         )
         self._close_source: Callable[[], None] = lambda: None
+        self._listening = ""
 
     def run(self) -> int:
         """Run until a limit, a signal or q; return the exit status."""
@@ -231,14 +232,17 @@ class LiveSession:
             from tcpwatch.render.dashboard import Dashboard
 
             dashboard = Dashboard(tracker, status, decoded=decoded)
-            stop = dashboard.feed.stop
+            feed = dashboard.feed
         else:
             record_queue: queue.Queue[Any] = queue.Queue(RECORD_QUEUE_SIZE)
             from tcpwatch.capture.live_feed import FrameFeed
 
             feed = FrameFeed(tracker, status, record_queue.put, decoded=decoded)
-            stop = feed.stop
+        feed.source_stops = True
+        stop = feed.stop
         batches = self._open_source(status, stop)
+        if not self.dashboard_mode:
+            batches = _announce(batches, self._listening)
         with _StopOnSignals(stop):
             try:
                 if self.dashboard_mode:
@@ -269,6 +273,10 @@ class LiveSession:
                 write=options.write,
             )
             self._close_source = source.close
+            self._listening = (
+                f"tcpwatch: listening on {options.interface} through tshark, "
+                f"snapshot length {options.snaplen} bytes"
+            )
             return source.batches(
                 status, stop, count=options.count, duration=options.duration
             )
@@ -298,6 +306,13 @@ class LiveSession:
             capture.close()
 
         self._close_source = close
+        link = "EN10MB (Ethernet)"
+        if capture.link_type == live.LINKTYPE_LINUX_SLL:
+            link = "LINUX_SLL (Linux cooked v1)"
+        self._listening = (
+            f"tcpwatch: listening on {options.interface}, link-type {link}, "
+            f"snapshot length {options.snaplen} bytes"
+        )
         return live.capture_batches(
             capture,
             status,
@@ -373,6 +388,20 @@ class LiveSession:
         noun = "connection" if status.finished == 1 else "connections"
         lines.append(f"{status.finished:,} {noun}; {status.decode.summary()}")
         print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _announce(batches: Iterator[Any], message: str) -> Iterator[Any]:
+    """Print ``message`` on stderr when the first batch arrives, as tcpdump does.
+
+    The first batch comes once the capture runs, so scripts can wait for the
+    line before they start traffic.
+    """
+    first = True
+    for batch in batches:
+        if first:
+            print(message, file=sys.stderr, flush=True)
+            first = False
+        yield batch
 
 
 class _StopOnSignals:

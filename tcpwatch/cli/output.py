@@ -50,6 +50,7 @@ class OfflineReport:
         idle_timeout: float,
         separate: bool = False,
         jobs: int = 1,
+        backend: str = "native",
     ) -> int:
         """Read ``paths`` and print; return the exit status (1 if a file broke).
 
@@ -69,7 +70,16 @@ class OfflineReport:
             FlowTracker, idle_timeout=idle_timeout, keep_segments=keep
         )
         self.writer = self._make_writer()
-        if separate:
+        if backend == "tshark":
+            from tcpwatch.capture.tshark import read_captures_tshark
+
+            result = read_captures_tshark(
+                paths,
+                make_tracker(),
+                self._finished,
+                validate_checksums=validate_checksums,
+            )
+        elif separate:
             result = read_separately(
                 paths,
                 make_tracker,

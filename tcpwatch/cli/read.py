@@ -8,7 +8,8 @@ from typing import Annotated, NamedTuple
 
 import typer
 
-from tcpwatch.errors import TcpwatchError
+from tcpwatch.cli.live import Backend
+from tcpwatch.errors import TcpwatchError, UsageError
 
 
 class OutputFormat(enum.StrEnum):
@@ -109,6 +110,14 @@ Jobs = Annotated[
         "its own process.",
     ),
 ]
+ReadBackend = Annotated[
+    Backend,
+    typer.Option(
+        "--backend",
+        help="native: tcpwatch's own reader and decoder. tshark: dissect with "
+        "tshark through pyshark (much slower), to check against Wireshark.",
+    ),
+]
 SaveHtml = Annotated[
     Path | None,
     typer.Option(
@@ -138,8 +147,11 @@ def read(
     html: SaveHtml = None,
     separate: Separate = False,
     jobs: Jobs = 1,
+    backend: ReadBackend = Backend.native,
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
+    if backend == Backend.tshark and separate:
+        raise UsageError("--separate works with the native backend only")
     _run(
         [str(path) for path in files],
         output_format,
@@ -151,6 +163,7 @@ def read(
         views=TimelineOptions(explain, lang, svg, html),
         separate=separate,
         jobs=jobs,
+        backend=backend.value,
     )
 
 
@@ -190,6 +203,7 @@ def _run(
     views: "TimelineOptions | None" = None,
     separate: bool = False,
     jobs: int = 1,
+    backend: str = "native",
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
 
@@ -207,6 +221,7 @@ def _run(
             idle_timeout=idle_timeout,
             separate=separate,
             jobs=jobs,
+            backend=backend,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
