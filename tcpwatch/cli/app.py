@@ -52,10 +52,11 @@ def _root(
 
 def _register() -> None:
     """Add each command module's commands to ``app``."""
-    from tcpwatch.cli import audit, demo, read, replay
+    from tcpwatch.cli import audit, demo, live, read, replay
 
     read.register(app)
     audit.register(app)
+    live.register(app)
     demo.register(app)
     replay.register(app)
 
