@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +38,10 @@ CLASS_STYLES = {
 }
 # Sources or destinations named per finding in the rich report.
 _TOP = 5
+# Indentation of the details under a finding, scan or flood.
+_INDENT = 2
+# Width from which example connections are a table rather than two lines each.
+_WIDE_EXAMPLES = 118
 
 
 def format_time(ts: float) -> str:
@@ -77,7 +82,7 @@ class AuditView:
             scanned_ids = {id(f) for f in scanned}
             for finding in findings:
                 if id(finding) not in scanned_ids:
-                    yield _finding_view(finding)
+                    yield _finding_view(finding, options.max_width)
             if scanned:
                 yield _scanned_line(scanned, listed=len(scanned) < len(findings))
         allowed = [f for f in report.findings if f.audit_class == AuditClass.ALLOWED]
@@ -140,14 +145,19 @@ def _section(title: str, style: str, count: int | None) -> Text:
     return text
 
 
-def _finding_view(finding: Finding) -> RenderableType:
+def _indented(*parts: RenderableType) -> Padding:
+    """Return ``parts`` one below the other, indented so wrapped lines align."""
+    return Padding(Group(*parts), (0, 0, 0, _INDENT), expand=False)
+
+
+def _finding_view(finding: Finding, width: int) -> RenderableType:
     style = CLASS_STYLES[finding.audit_class]
     if finding.missing:
         head = Text("; ".join(printable(str(m)) for m in finding.missing), style=style)
     else:
         head = Text(", ".join(printable(rule.label) for rule in finding.rules))
         head.stylize(style)
-    facts = Text(f"  {_count(finding.count, 'connection')} on tcp/{finding.port}: ")
+    facts = Text(f"{_count(finding.count, 'connection')} on tcp/{finding.port}: ")
     facts.append(_outcome_text(finding))
     facts.append(f"; from {_tally_text(finding.sources)}")
     facts.append(f"; to {_tally_text(finding.destinations)}")
@@ -155,10 +165,14 @@ def _finding_view(finding: Finding) -> RenderableType:
         facts.append(
             f"; {finding.from_scanners:,} of them from scanning sources", style="red"
         )
-    parts: list[RenderableType] = [head, facts, _examples_table(finding)]
+    if width - _INDENT < _WIDE_EXAMPLES:
+        examples: RenderableType = _examples_lines(finding)
+    else:
+        examples = _examples_table(finding)
+    parts: list[RenderableType] = [facts, examples]
     if finding.omitted:
-        parts.append(Text(f"  and {finding.omitted:,} more connections", style="dim"))
-    return Group(*parts)
+        parts.append(Text(f"and {finding.omitted:,} more connections", style="dim"))
+    return Group(head, _indented(*parts))
 
 
 def _scanned_line(findings: list[Finding], listed: bool) -> Text:
@@ -194,11 +208,28 @@ def _tally_text(tally: Tally) -> str:
     return ", ".join(parts)
 
 
+def _examples_lines(finding: Finding) -> Text:
+    """Return the example connections, two lines each, for narrow screens."""
+    text = Text()
+    for example in finding.examples:
+        handshake = example["handshake"]
+        text.append(format_time(example["ts"]) + " UTC  ")
+        text.append(endpoint_text(example["id.orig_h"], example["id.orig_p"]))
+        text.append(" -> ")
+        text.append(endpoint_text(example["id.resp_h"], example["id.resp_p"]))
+        text.append("\n  ")
+        text.append(handshake, style=HANDSHAKE_STYLES.get(handshake, ""))
+        text.append(f"  {example['uid']}", style="dim")
+        text.append(f"  {example['verdict']}\n")
+    text.rstrip()
+    return text
+
+
 def _examples_table(finding: Finding) -> Table:
     table = Table(
         show_header=True, header_style="dim", pad_edge=False, box=None, padding=(0, 1)
     )
-    table.add_column("  time (UTC)", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
     table.add_column("uid", no_wrap=True, style="dim")
     table.add_column("originator", no_wrap=True)
     table.add_column("responder", no_wrap=True)
@@ -207,7 +238,7 @@ def _examples_table(finding: Finding) -> Table:
     for example in finding.examples:
         handshake = example["handshake"]
         table.add_row(
-            Text("  " + format_time(example["ts"])),
+            Text(format_time(example["ts"])),
             Text(example["uid"]),
             Text(endpoint_text(example["id.orig_h"], example["id.orig_p"])),
             Text(endpoint_text(example["id.resp_h"], example["id.resp_p"])),
@@ -247,49 +278,51 @@ def _unused_table(unused: list[tuple[AllowedPath, int]]) -> Table:
     return table
 
 
-def _scan_view(scan: Scan) -> Text:
+def _scan_view(scan: Scan) -> RenderableType:
     if scan.kind == "vertical":
         noun = "port"
         what = f"{_count(scan.distinct, noun)} of {scan.target}"
     else:
         noun = "host"
         what = f"{scan.target} on {_count(scan.distinct, noun)}"
-    text = Text(f"{scan.kind} scan: {scan.source} probed {what}", style="bold")
+    head = Text(f"{scan.kind} scan: {scan.source} probed {what}", style="bold")
     span = format_seconds(scan.window_end - scan.window_start)
-    text.append(
-        f"\n  {_count(scan.peak, noun)} within {span} from "
-        f"{format_time(scan.window_start)}; {scan.rejected:,} refused, "
-        f"{scan.no_reply:,} unanswered"
-    )
-    text.append(f"\n  probed: {_listing(scan.probed)}")
+    parts: list[RenderableType] = [
+        Text(
+            f"{_count(scan.peak, noun)} within {span} from "
+            f"{format_time(scan.window_start)} UTC; {scan.rejected:,} refused, "
+            f"{scan.no_reply:,} unanswered"
+        ),
+        Text(f"probed: {_listing(scan.probed)}"),
+    ]
     if scan.accepted:
-        text.append(f"\n  accepted: {_listing(scan.accepted)}", style="red")
-    return text
+        parts.append(Text(f"accepted: {_listing(scan.accepted)}", style="red"))
+    return Group(head, _indented(*parts))
 
 
-def _flood_view(flood: Flood) -> Text:
-    text = Text(f"SYN flood on {flood.destination}", style="bold")
+def _flood_view(flood: Flood) -> RenderableType:
+    head = Text(f"SYN flood on {flood.destination}", style="bold")
     span = format_seconds(flood.window_end - flood.window_start)
-    text.append(
-        f"\n  {_count(flood.peak, 'half-open attempt')} within {span} from "
-        f"{format_time(flood.window_start)}; {flood.half_open:,} in all: "
+    totals = Text(
+        f"{_count(flood.peak, 'half-open attempt')} within {span} from "
+        f"{format_time(flood.window_start)} UTC; {flood.half_open:,} in all: "
         f"{flood.no_reply:,} unanswered, {flood.unacknowledged:,} with the "
         "SYN-ACK never acknowledged"
     )
     more = "+" if flood.sources_capped else ""
     sources = ", ".join(f"{source} ({count:,})" for source, count in flood.top_sources)
-    text.append(f"\n  {flood.sources:,}{more} sources; most attempts from {sources}")
-    return text
+    senders = Text(f"{flood.sources:,}{more} sources; most attempts from {sources}")
+    return Group(head, _indented(totals, senders))
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
-def _not_covered_view(finding: Finding) -> Text:
-    text = Text(f"  {_count(finding.count, 'attempt')} ({_outcome_text(finding)})")
+def _not_covered_view(finding: Finding) -> Padding:
+    text = Text(f"{_count(finding.count, 'attempt')} ({_outcome_text(finding)})")
     text.append(f"; to {_tally_text(finding.destinations)}")
-    return text
+    return _indented(text)
 
 
 def _listing(items: tuple[str, ...], limit: int = 40) -> str:
@@ -307,11 +340,11 @@ def _policy_messages(policy: Policy) -> Iterable[RenderableType]:
             len(policy.unsupported),
         )
         for entry in policy.unsupported:
-            yield Text("  " + printable(entry), style="yellow")
+            yield _indented(Text(printable(entry), style="yellow"))
     if policy.notes:
         yield _section("policy notes", "dim", None)
         for entry in policy.notes:
-            yield Text("  " + printable(entry), style="dim")
+            yield _indented(Text(printable(entry), style="dim"))
 
 
 # -- JSON ------------------------------------------------------------------
