@@ -39,13 +39,13 @@ class InterfaceNotFoundError(TcpwatchError):
     """A live capture interface that does not exist."""
 
 
+class InterfaceDownError(TcpwatchError):
+    """The interface of a live capture went down or was removed while capturing."""
+
+
 class TsharkMissingError(TcpwatchError):
     """The tshark backend was requested but tshark or pyshark is not installed."""
 
 
 class PolicyError(TcpwatchError):
     """A firewall policy file (TOML or Terraform) that cannot be read or is invalid."""
-
-
-class CaptureToolError(TcpwatchError):
-    """An external capture program (tcpdump) is missing or failed."""

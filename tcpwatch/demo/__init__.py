@@ -53,8 +53,8 @@ class DemoCapture(NamedTuple):
     path: Path
     synthesised: bool
     reason: str
-    """Why the packets were synthesised (``no_root``, ``no_tool``, ``stack`` or
-    ``requested``); empty for a live capture."""
+    """Why the packets were synthesised (``no_root``, ``stack`` or ``requested``);
+    empty for a live capture."""
     dropped: int = 0
     """Packets a live capture lost in the kernel."""
 

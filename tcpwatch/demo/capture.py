@@ -1,85 +1,80 @@
-"""Capturing a demo's loopback traffic to a pcap file with tcpdump.
-
-TODO: capture with ``tcpwatch.capture.live`` once it is part of the package,
-so demos no longer need tcpdump installed.
-"""
+"""Capturing a demo's loopback traffic to a pcap file with tcpwatch's live capture."""
 
 import logging
 import os
-import re
-import select
-import shutil
-import signal
-import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from tcpwatch.errors import CapturePermissionError, CaptureToolError
+from tcpwatch.capture.segment import Frame
 
 logger = logging.getLogger("tcpwatch.demo")
 
-START_TIMEOUT = 10.0
-"""Seconds to wait for tcpdump to report that it is listening."""
 SETTLE = 0.3
-"""Seconds to keep capturing after the scenario, for its last packets."""
+"""Seconds to keep capturing after the scenario, for its last packets. The
+ring hands over a partly filled block after 60 ms, so this covers it."""
+JOIN_TIMEOUT = 5.0
+"""Seconds to wait for the capture thread to finish after it is told to stop."""
 
 
 def capture_unavailable() -> str:
-    """Return why a loopback capture cannot run (``no_root``, ``no_tool``), or ""."""
+    """Return why a loopback capture cannot run (``no_root``), or ""."""
     if os.geteuid() != 0:
         return "no_root"
-    if shutil.which("tcpdump") is None:
-        return "no_tool"
     return ""
 
 
+class _Counters:
+    """The kernel's counters, as ``capture_batches`` reports them."""
+
+    received: int | None = None
+    dropped: int | None = None
+
+
 class LoopbackCapture:
-    """Capture TCP traffic to or from one loopback port while the block runs."""
+    """Capture TCP traffic to or from one loopback port while the block runs.
+
+    The packet socket and its filter are in place when ``__enter__`` returns,
+    so the scenario's first SYN is captured. Frames are written to ``path``
+    as they arrive, from a thread.
+    """
 
     def __init__(self, path: Path, port: int) -> None:
         self.path = path
         self.port = port
-        self._process: subprocess.Popen[bytes] | None = None
         self.dropped = 0
-        """Packets the kernel dropped before tcpdump read them, from its report."""
+        """Packets the kernel dropped before they could be read."""
+        self._counters = _Counters()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def __enter__(self) -> "LoopbackCapture":
-        if os.geteuid() != 0:
-            raise CapturePermissionError(
-                "capturing on loopback needs root; run the demo with sudo, "
-                "or use --synthesise"
-            )
-        tcpdump = shutil.which("tcpdump")
-        if tcpdump is None:
-            raise CaptureToolError(
-                "tcpdump not found; install it (Debian package tcpdump) "
-                "or use --synthesise"
-            )
-        command = [
-            tcpdump,
-            "-i",
+        from tcpwatch.capture import live
+
+        self._capture = live.LiveCapture(
             "lo",
-            "-U",
-            # Without immediate mode libpcap hands packets over in blocks, at
-            # most once a second, and the last block is lost on SIGINT.
-            "--immediate-mode",
-            # 32 MiB of kernel buffer: loopback carries 64 KiB segments, and
-            # tcpdump's default 2 MiB drops most of a 1 MB burst.
-            "-B",
-            "32768",
-            "-n",
-            "-Z",
-            "root",
-            "-w",
-            str(self.path),
-            f"tcp port {self.port}",
-        ]
-        logger.debug("demo.capture.started command=%s", " ".join(command))
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            bpf_filter=f"tcp port {self.port}",
+            snaplen=live.WRITE_SNAPLEN,
+            promiscuous=False,
         )
-        self._wait_until_listening(self._process)
+        try:
+            self._writer = live.PcapWriter(
+                str(self.path), self._capture.link_type, live.WRITE_SNAPLEN
+            )
+        except BaseException:
+            self._capture.close()
+            raise
+        batches = live.capture_batches(
+            self._capture, self._counters, self._stop, writer=self._writer
+        )
+        self._thread = threading.Thread(
+            target=self._drain, args=(batches,), name="tcpwatch-demo", daemon=True
+        )
+        self._thread.start()
+        logger.debug("demo.capture.started port=%d path=%s", self.port, self.path)
         return self
 
     def __exit__(
@@ -88,36 +83,21 @@ class LoopbackCapture:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        process = self._process
-        if process is None:
-            return
         time.sleep(SETTLE)
-        process.send_signal(signal.SIGINT)
-        try:
-            _, stderr = process.communicate(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        report = stderr.decode(errors="replace")
-        found = re.search(r"(\d+) packets? dropped by kernel", report)
-        self.dropped = int(found.group(1)) if found else 0
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT)
+        self._writer.close()
+        self._capture.close()
+        self.dropped = self._counters.dropped or 0
         logger.debug("demo.capture.complete dropped=%d", self.dropped)
+        if self._error is not None and exc_type is None:
+            raise self._error
 
-    def _wait_until_listening(self, process: subprocess.Popen[bytes]) -> None:
-        """Block until tcpdump prints "listening on", so no packet is missed."""
-        assert process.stderr is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        output = b""
-        while b"listening on" not in output:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or process.poll() is not None:
-                process.kill()
-                process.wait()
-                message = output.decode(errors="replace").strip() or "no output"
-                raise CaptureToolError(f"tcpdump did not start capturing: {message}")
-            ready, _, _ = select.select([process.stderr], [], [], remaining)
-            if ready:
-                chunk = os.read(process.stderr.fileno(), 4096)
-                if not chunk:
-                    continue
-                output += chunk
+    def _drain(self, batches: Iterator[list[Frame]]) -> None:
+        try:
+            for _ in batches:
+                pass
+        except BaseException as error:  # re-raised by __exit__
+            logger.debug("demo.capture.failed error=%s", error)
+            self._error = error

@@ -293,7 +293,6 @@ MESSAGES: dict[str, str] = {
     "demo.reason.no_root": "capturing on loopback needs root.",
     "demo.reason.stack": "the local TCP stack does not produce this on demand.",
     "demo.reason.requested": "synthesis was requested with --synthesise.",
-    "demo.reason.no_tool": "tcpdump is not installed (Debian package tcpdump).",
     "demo.scenario": "Scenario: {title}",
     "demo.list.live": "real loopback traffic when run as root",
     "demo.list.synthesised": "always synthesised",

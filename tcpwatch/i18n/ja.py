@@ -293,9 +293,6 @@ MESSAGES: dict[str, str] = {
     "demo.reason.no_root": "ループバックでのキャプチャには root 権限が必要です。",
     "demo.reason.stack": "ローカルの TCP スタックはこれを任意には起こしません。",
     "demo.reason.requested": "--synthesise で合成が指定されました。",
-    "demo.reason.no_tool": (
-        "tcpdump がインストールされていません（Debian パッケージ tcpdump）。"
-    ),
     "demo.scenario": "シナリオ: {title}",
     "demo.list.live": "root で実行すると実際のループバック通信",
     "demo.list.synthesised": "常に合成",
