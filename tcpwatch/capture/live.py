@@ -25,7 +25,9 @@ Packet socket and ring layouts: packet(7) and the kernel's
 Documentation/networking/packet_mmap.rst.
 """
 
+import contextlib
 import ctypes
+import errno
 import logging
 import mmap
 import os
@@ -43,6 +45,7 @@ from tcpwatch.capture.segment import Frame
 from tcpwatch.errors import (
     CaptureFileError,
     CapturePermissionError,
+    InterfaceDownError,
     InterfaceNotFoundError,
     UsageError,
 )
@@ -165,6 +168,7 @@ class LiveCapture:
             self._socket.close()
             raise
         self._block = 0
+        self._down_since: float | None = None
         self._poller = select.poll()
         self._poller.register(self._socket.fileno(), select.POLLIN | select.POLLERR)
         self._received = 0
@@ -221,8 +225,11 @@ class LiveCapture:
         ring = self._ring
         offset = self._block * _BLOCK_SIZE
         if not _BLOCK_STATUS.unpack_from(ring, offset + 8)[0] & TP_STATUS_USER:
-            self._poller.poll(int(timeout * 1000))
+            events = self._poller.poll(int(timeout * 1000))
+            if events and events[0][1] & select.POLLERR:
+                self._note_socket_error()
             if not _BLOCK_STATUS.unpack_from(ring, offset + 8)[0] & TP_STATUS_USER:
+                self._raise_if_down()
                 return []
         count, first = _BLOCK_PACKETS.unpack_from(ring, offset + 12)
         frames: list[Frame] = []
@@ -261,6 +268,46 @@ class LiveCapture:
         _BLOCK_STATUS.pack_into(ring, offset + 8, TP_STATUS_KERNEL)
         self._block = (self._block + 1) % self._block_count
         return frames
+
+    def _note_socket_error(self) -> None:
+        """Read and clear the socket error that ``poll`` reported.
+
+        The kernel sets ENETDOWN on the socket when its interface goes down or
+        is removed, and the capture then receives nothing more.
+        """
+        code = self._socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code == errno.ENETDOWN:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+        elif code:
+            logger.debug(
+                "capture.socket_error interface=%s error=%s",
+                self.interface,
+                os.strerror(code),
+            )
+
+    def _raise_if_down(self) -> None:
+        """Raise ``InterfaceDownError`` once the interface has been down a while.
+
+        The wait lets the kernel hand over the block it was filling, which it
+        retires after ``_RETIRE_BLOCK_MS``, so no packet from before the fault
+        is lost.
+        """
+        if self._down_since is None:
+            return
+        if time.monotonic() - self._down_since < 2 * _RETIRE_BLOCK_MS / 1000:
+            return
+        try:
+            socket.if_nametoindex(self.interface)
+        except OSError:
+            what = "the interface was removed"
+        else:
+            what = "the interface went down"
+        raise InterfaceDownError(
+            f"capture on {self.interface!r} stopped: {what}; the packets "
+            "captured before were analysed. Start the capture again once the "
+            "interface is up."
+        )
 
     def statistics(self) -> tuple[int, int]:
         """Return (packets received by the filter, packets dropped by the kernel).
@@ -480,15 +527,23 @@ def drop_privileges(user: str | None) -> str | None:
 class PcapWriter:
     """Write frames to a pcap file (microsecond timestamps, little endian).
 
-    Records are written whole and ``flush`` is called after each ring block,
-    so the file is a valid capture whenever the process stops, even if it is
-    killed.
+    Frames are collected and written whole by ``flush``, which runs after
+    each ring block, so the file is a valid capture whenever the process
+    stops, even if it is killed. When a write fails (disk full, I/O error),
+    the file is cut back to its last whole record and ``CaptureFileError``
+    says how many packets it keeps. Writes after that are ignored.
     """
 
     def __init__(self, path: str, link_type: int, snaplen: int) -> None:
         self.path = path
+        self.saved = 0
+        """Packets written to the file in full."""
+        self._size = 0
+        self._pending = bytearray()
+        self._pending_frames = 0
+        self._failed = False
         try:
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+            self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
         except OSError as error:
             raise CaptureFileError(
                 path,
@@ -497,24 +552,64 @@ class PcapWriter:
             ) from None
         self._pack = struct.Struct("<IIII").pack
         header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, link_type)
-        self._file.write(header)
-        self._file.flush()
+        self._pending += header
+        self.flush()
 
     def write(self, frame: Frame) -> None:
+        if self._failed:
+            return
         ts, _link_type, data, wire_length, _interface = frame
         seconds = int(ts)
         micros = round((ts - seconds) * 1e6)
         if micros >= 1000000:
             seconds += 1
             micros -= 1000000
-        self._file.write(self._pack(seconds, micros, len(data), wire_length))
-        self._file.write(data)
+        self._pending += self._pack(seconds, micros, len(data), wire_length)
+        self._pending += data
+        self._pending_frames += 1
 
     def flush(self) -> None:
-        self._file.flush()
+        """Write the frames collected since the last flush."""
+        if self._failed or not self._pending:
+            return
+        data = bytes(self._pending)
+        written = 0
+        try:
+            while written < len(data):
+                written += self._file.write(data[written:])
+        except OSError as error:
+            self._fail(error)
+        self._size += len(data)
+        self.saved += self._pending_frames
+        self._pending.clear()
+        self._pending_frames = 0
+
+    def _fail(self, error: OSError) -> None:
+        """Cut the file back to its last whole record, close it and raise."""
+        self._failed = True
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._file.fileno(), self._size)
+        self._file.close()
+        if self._size == 0:
+            reason = (
+                f"cannot be written: {error.strerror}; choose a path the "
+                "capturing user can write to"
+            )
+        else:
+            reason = (
+                f"write failed: {error.strerror}; the file keeps the first "
+                f"{self.saved:,} packets as a valid capture, and no more were saved"
+            )
+        raise CaptureFileError(self.path, reason, self._size) from None
 
     def close(self) -> None:
-        self._file.close()
+        """Write what is left and close the file. Closing twice is allowed."""
+        if self._file.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
 
 
 # -- the frame source ----------------------------------------------------------
@@ -562,12 +657,19 @@ def capture_batches(
             else:
                 stop_after = False
             captured += len(frames)
+            write_error = None
             if writer is not None and frames:
-                for frame in frames:
-                    writer.write(frame)
-                writer.flush()
+                try:
+                    for frame in frames:
+                        writer.write(frame)
+                    writer.flush()
+                except CaptureFileError as error:
+                    # The frames are still analysed, then the capture stops.
+                    write_error = error
             status.received, status.dropped = capture.statistics()
             yield frames
+            if write_error is not None:
+                raise write_error
             if stop_after:
                 break
     finally:
