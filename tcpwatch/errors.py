@@ -43,10 +43,6 @@ class InterfaceDownError(TcpwatchError):
     """The interface of a live capture went down or was removed while capturing."""
 
 
-class InterfaceDownError(TcpwatchError):
-    """The interface of a live capture went down or was removed while capturing."""
-
-
 class TsharkMissingError(TcpwatchError):
     """The tshark backend was requested but tshark or pyshark is not installed."""
 
