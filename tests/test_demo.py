@@ -142,6 +142,18 @@ def test_demo_cli_synthesised_says_so(tmp_path: Path):
     assert only_record(saved)["resp_retransmissions"] >= 1
 
 
+def test_demo_cli_saves_svg_and_html(tmp_path: Path):
+    svg, html = tmp_path / "demo.svg", tmp_path / "demo.html"
+    result = runner.invoke(
+        app,
+        ["demo", "refused", "--synthesise", "--svg", str(svg), "--html", str(html)],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 0, result.output
+    assert svg.read_text(encoding="utf-8").startswith("<svg")
+    assert "RST,ACK" in html.read_text(encoding="utf-8")
+
+
 def test_demo_cli_japanese(tmp_path: Path):
     result = runner.invoke(
         app,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tcpwatch.cli.read import TimelineOptions
 from tcpwatch.errors import TcpwatchError, UsageError
 
 ScenarioName = Annotated[
@@ -40,6 +41,22 @@ Full = Annotated[
     bool,
     typer.Option("--full", help="Show every segment of long transfers, unfolded."),
 ]
+SaveSvg = Annotated[
+    Path | None,
+    typer.Option(
+        "--svg",
+        help="Also save the timeline as an SVG image to this file.",
+        dir_okay=False,
+    ),
+]
+SaveHtml = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Also save the timeline as an HTML page to this file.",
+        dir_okay=False,
+    ),
+]
 Synthesise = Annotated[
     bool,
     typer.Option(
@@ -61,10 +78,13 @@ def demo(
     lang: Lang = "en",
     full: Full = False,
     synthesise: Synthesise = False,
+    svg: SaveSvg = None,
+    html: SaveHtml = None,
 ) -> None:
     """Show a TCP connection step by step, captured live as root or synthesised."""
     try:
-        _demo(scenario, list_scenarios, write, explain, lang, full, synthesise)
+        views = TimelineOptions(explain=explain, lang=lang, svg=svg, html=html)
+        _demo(scenario, list_scenarios, write, views, full, synthesise)
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
@@ -74,8 +94,7 @@ def _demo(
     name: str | None,
     list_scenarios: bool,
     write: Path | None,
-    explain: bool,
-    lang: str,
+    views: TimelineOptions,
     full: bool,
     synthesise: bool,
 ) -> None:
@@ -84,6 +103,7 @@ def _demo(
     from tcpwatch.demo import DEFAULT_SCENARIO, SCENARIOS, make_capture
     from tcpwatch.i18n import catalogue
 
+    lang = views.lang
     cat = catalogue(lang)
     console = Console(highlight=False)
     if list_scenarios:
@@ -113,7 +133,7 @@ def _demo(
             if capture.dropped:
                 dropped = cat.count("demo.dropped", capture.dropped)
                 console.print(dropped, style="yellow")
-        status = _show(capture.path, explain=explain, lang=lang, full=full)
+        status = _show(capture.path, views, full=full)
         if write is not None:
             shutil.copyfile(capture.path, write)
             console.print(cat.text("demo.saved", path=str(write)), style="dim")
@@ -122,17 +142,16 @@ def _demo(
     raise typer.Exit(status)
 
 
-def _show(path: Path, *, explain: bool, lang: str, full: bool) -> int:
+def _show(path: Path, views: TimelineOptions, *, full: bool) -> int:
     """Read the demo's capture through the offline pipeline and draw its timelines."""
     from tcpwatch.cli.output import OfflineReport
-    from tcpwatch.cli.read import TimelineOptions
 
     report = OfflineReport(
         output_format=None,
         timelines=True,
         selection=[],
         full=full,
-        views=TimelineOptions(explain=explain, lang=lang),
+        views=views,
     )
     return report.run([str(path)], validate_checksums=False, idle_timeout=300.0)
 
