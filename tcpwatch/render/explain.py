@@ -48,6 +48,15 @@ def mark_words(marks: int, cat: Catalogue) -> list[tuple[int, str]]:
     ]
 
 
+def scaled_window(conn: Connection, view: SegmentView) -> int:
+    """Return the segment's window in bytes, with the sender's window scale applied."""
+    seg = view.segment
+    if seg.flags & SYN:
+        return int(seg.window)  # RFC 7323 section 2.2: a SYN's window is unscaled
+    sender = conn.orig if view.is_orig else conn.resp
+    return int(seg.window) << sender.window_scale
+
+
 def side_names(cat: Catalogue, is_orig: bool) -> tuple[str, str]:
     """Return the (sender, receiver) words: client and server, either way round."""
     client, server = cat.text("role.client"), cat.text("role.server")
@@ -190,7 +199,7 @@ class Explainer:
             "first": first,
             "last": first + length - 1,
             "ack": view.rel_ack,
-            "window": self.scaled_window(view),
+            "window": scaled_window(self.conn, view),
             **names,
         }
         for bit, name in analysis.MARK_NAMES.items():
@@ -208,14 +217,6 @@ class Explainer:
         return notes
 
     # -- helpers -----------------------------------------------------------
-
-    def scaled_window(self, view: SegmentView) -> int:
-        """Return the segment's window in bytes, with the sender's scale applied."""
-        seg = view.segment
-        if seg.flags & SYN:
-            return seg.window  # RFC 7323 section 2.2: a SYN's window is unscaled
-        sender = self.conn.orig if view.is_orig else self.conn.resp
-        return int(seg.window) << sender.window_scale
 
     def _options(self, raw: bytes) -> str:
         options = parse_options(raw)

@@ -36,7 +36,13 @@ from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection, SegmentView, format_endpoint
 from tcpwatch.flow.states import Phase
 from tcpwatch.i18n import DEFAULT_LANGUAGE, Catalogue, catalogue
-from tcpwatch.render.explain import Explainer, mark_key, mark_words, verdict_text
+from tcpwatch.render.explain import (
+    Explainer,
+    mark_key,
+    mark_words,
+    scaled_window,
+    verdict_text,
+)
 from tcpwatch.render.style import PHASE_STYLES, printable
 from tcpwatch.units import format_bytes, format_seconds
 
@@ -128,15 +134,6 @@ def _closing_time(conn: Connection) -> float | None:
     return min(times) if times else None
 
 
-def scaled_window(conn: Connection, view: SegmentView) -> int:
-    """Return the segment's window in bytes, with the sender's window scale applied."""
-    seg = view.segment
-    if seg.flags & SYN:
-        return int(seg.window)  # RFC 7323 section 2.2: a SYN's window is unscaled
-    sender = conn.orig if view.is_orig else conn.resp
-    return int(seg.window) << sender.window_scale
-
-
 def label_parts(conn: Connection, view: SegmentView, cat: Catalogue) -> list[str]:
     """Return the arrow label's words: flags, seq, ack, len and win."""
     seg = view.segment
@@ -148,18 +145,6 @@ def label_parts(conn: Connection, view: SegmentView, cat: Catalogue) -> list[str
         parts.append(f"len={seg.payload_len}")
     parts.append(f"win={scaled_window(conn, view)}")
     return parts
-
-
-def segment_label(view: SegmentView) -> str:
-    """Return a one-line label (flags, numbers, length, raw window) for logs."""
-    seg = view.segment
-    parts = [flag_names(seg.flags) or "none", f"seq={view.rel_seq}"]
-    if seg.flags & ACK:
-        parts.append(f"ack={view.rel_ack}")
-    if seg.payload_len:
-        parts.append(f"len={seg.payload_len}")
-    parts.append(f"win={seg.window}")
-    return " ".join(parts)
 
 
 # -- the items of a timeline, before layout --------------------------------
