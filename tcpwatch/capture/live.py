@@ -424,7 +424,7 @@ def compile_filter(expression: str, dlt: int, snaplen: int) -> list[bytes]:
     instructions = []
     for index in range(program.bf_len):
         insn = program.bf_insns[index]
-        k = insn.k
+        k = insn.k & 0xFFFFFFFF  # scapy declares k signed; netmasks go negative
         if insn.code == _BPF_RET_K and k:
             k = snaplen
         instructions.append(_instruction(insn.code, insn.jt, insn.jf, k))

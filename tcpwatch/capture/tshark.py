@@ -97,6 +97,12 @@ class SegmentConverter:
             return None
         ip = layers[position]
         is_ipv4 = names[position] == "ip"
+        if _is_fragment(ip, is_ipv4):
+            # tshark dissects the TCP header of a first fragment; the decoder
+            # does not analyse fragments at all.
+            stats.fragments += 1
+            stats.non_tcp += 1
+            return None
         tcp = layers[position + 1] if position + 1 < len(layers) else None
         if tcp is None or tcp.layer_name != "tcp":
             self._count_other(packet, ip, is_ipv4)
@@ -138,19 +144,8 @@ class SegmentConverter:
     def _count_other(self, packet: Any, ip: Any, is_ipv4: bool) -> None:
         """Count an IP packet without a segment as the native decoder would."""
         stats = self.stats
-        fields = ip.field_names
-        if is_ipv4:
-            fragment = int(ip.get_field("frag_offset") or 0) or (
-                "flags_tree" in fields and _more_fragments(ip)
-            )
-            protocol = ip.get_field("proto")
-        else:
-            fragment = "fraghdr" in fields
-            protocol = ip.get_field("nxt")
-        if fragment:
-            stats.fragments += 1
-            stats.non_tcp += 1
-        elif protocol == "6":
+        protocol = ip.get_field("proto" if is_ipv4 else "nxt")
+        if protocol == "6":
             frame = packet.frame_info
             if int(frame.get_field("cap_len")) < int(frame.get_field("len")):
                 stats.truncated += 1
@@ -160,10 +155,23 @@ class SegmentConverter:
             stats.non_tcp += 1
 
 
-def _more_fragments(ip: Any) -> bool:
-    tree = ip.get_field("flags_tree")
-    value = getattr(tree, "mf", None) if tree is not None else None
-    return value == "1"
+def _is_fragment(ip: Any, is_ipv4: bool) -> bool:
+    """Return whether the packet is an IP fragment, first fragments included.
+
+    An IPv6 fragment header with offset 0 and no more fragments (an atomic
+    fragment, RFC 6946) holds a whole packet and is not a fragment.
+    """
+    if is_ipv4:
+        if int(ip.get_field("frag_offset") or 0):
+            return True
+        flags = ip.get_field("flags_tree")
+        return flags is not None and str(getattr(flags, "mf", "0")) == "1"
+    if "fraghdr" not in ip.field_names:
+        return False
+    header = ip.get_field("fraghdr")
+    offset = str(getattr(header, "offset", "0"))
+    more = str(getattr(header, "more", "0"))
+    return offset != "0" or more != "0"
 
 
 def _checksum_bad(layer: Any) -> bool:
@@ -220,7 +228,7 @@ def file_segments(path: str, converter: SegmentConverter) -> Iterator[Segment]:
     except TSharkCrashException as error:
         raise CaptureFileError(path, f"tshark could not read it: {error}") from None
     finally:
-        capture.close()
+        _close_quietly(capture)
 
 
 def read_captures_tshark(
@@ -432,10 +440,7 @@ class TsharkLiveSource:
             self._error = self._translate(error)
         finally:
             if capture is not None:
-                try:
-                    capture.close()
-                except Exception as error:  # tshark already gone
-                    logger.debug("tshark.close_failed error=%s", error)
+                _close_quietly(capture)
             self._queue.put(_END)
 
     def _next_batch(self) -> tuple[list[Segment | None], bool]:
@@ -482,3 +487,19 @@ class TsharkLiveSource:
             assert self._dumpcap is not None
             with contextlib.suppress(ProcessLookupError):
                 self._dumpcap.send_signal(signal.SIGTERM)
+
+
+def _close_quietly(capture: Any) -> None:
+    """Close a pyshark capture whose tshark may have ended with an error.
+
+    pyshark's ``__del__`` closes a capture again while it still lists running
+    processes, and a second close of a pipe capture fails on the closed pipe,
+    printing a traceback at exit. Emptying the list after the first attempt
+    prevents that.
+    """
+    try:
+        capture.close()
+    except Exception as error:  # tshark ended on a cut stream or a signal
+        logger.debug("tshark.close_failed error=%s", error)
+    finally:
+        capture._running_processes.clear()

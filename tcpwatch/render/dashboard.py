@@ -15,6 +15,7 @@ only count in the totals. On a terminal, the arrow keys (or j and k) select a
 row, Escape follows the most recent connection again, and q stops.
 """
 
+import contextlib
 import copy
 import heapq
 import itertools
@@ -124,6 +125,9 @@ class Dashboard:
         self.tracker = tracker
         self.status = status
         self.console = console or Console(highlight=False)
+        # The screen follows the terminal's size as it is resized. rich would
+        # otherwise keep the COLUMNS and LINES found in the environment.
+        self._follow_terminal = console is None and self.console.is_terminal
         self.refresh_per_second = refresh_per_second
         self.linger = linger
         self.clock = clock
@@ -179,9 +183,8 @@ class Dashboard:
         visible = self._visible
         if not visible:
             return
+        # When following, the followed row is the first one.
         index = visible.index(self.selected) if self.selected in visible else 0
-        if self.selected is None and step > 0:
-            step -= 1  # the followed row is the first one
         self.selected = visible[max(0, min(len(visible) - 1, index + step))]
 
     def follow_latest(self) -> None:
@@ -201,6 +204,10 @@ class Dashboard:
 
     def view(self) -> "DashboardView":
         """Copy the current state and return it as a renderable screen."""
+        if self._follow_terminal:
+            with contextlib.suppress(OSError, ValueError):
+                size = os.get_terminal_size(self.console.file.fileno())
+                self.console.size = (size.columns, size.lines)
         height = self.console.size.height
         width = self.console.size.width
         table_lines = height - _HEADER_LINES

@@ -1,0 +1,231 @@
+"""The tshark backend against the native decoder, on the same capture files.
+
+Both must turn every frame into the same ``Segment`` (or into nothing, for
+the same reason), so that both give the same connection records.
+"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+
+from tcpwatch.capture.decoder import Decoder
+from tcpwatch.capture.pcapfile import open_capture
+from tcpwatch.capture.segment import Segment
+from tcpwatch.capture.tshark import SegmentConverter, file_segments, require_tshark
+from tcpwatch.errors import TsharkMissingError
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+TCPWATCH = [sys.executable, "-m", "tcpwatch"]
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+
+
+def native_segments(
+    path: Path, validate: bool = False
+) -> tuple[list[Segment], Decoder]:
+    decoder = Decoder(validate_checksums=validate)
+    with open_capture(str(path)) as capture:
+        segments = [decoder.decode(*frame) for frame in capture]
+    return [segment for segment in segments if segment is not None], decoder
+
+
+def tshark_segments(
+    path: Path, validate: bool = False
+) -> tuple[list[Segment], SegmentConverter]:
+    converter = SegmentConverter(validate_checksums=validate)
+    return list(file_segments(str(path), converter)), converter
+
+
+def project_captures() -> list[Path]:
+    return sorted(CAPTURES.glob("*.pcap*"))
+
+
+@pytest.mark.parametrize("path", project_captures(), ids=lambda path: path.name)
+def test_tshark_segments_match_decoder(path: Path) -> None:
+    native, decoder = native_segments(path)
+    dissected, converter = tshark_segments(path)
+    assert dissected == native
+    assert converter.stats.frames == decoder.stats.frames
+
+
+def edge_packets() -> list[tuple[Packet, int | None]]:
+    """Frames with what tshark and the decoder could disagree on.
+
+    Each comes with the snaplen to cut it to, or None to keep it whole.
+    """
+    client, server = "192.0.2.1", "192.0.2.2"
+    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    options = [("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")]
+    syn = TCP(sport=40000, dport=80, seq=1000, flags="S", options=options)
+    data = TCP(sport=40000, dport=80, seq=1001, ack=5001, flags="PA", window=502)
+    inner = IP(src=server, dst=client) / TCP(sport=80, dport=40000, flags="SA")
+    packets: list[tuple[Packet, int | None]] = [
+        (ether / IP(src=client, dst=server) / syn, None),
+        (
+            ether / IP(src=client, dst=server) / data / Raw(b"GET / HTTP/1.1\r\n" * 8),
+            None,
+        ),
+        (ether / IP(src=client, dst=server) / data / Raw(b"x" * 300), 80),
+        (
+            ether / IP(src=client, dst=server) / UDP(sport=53, dport=53) / Raw(b"q"),
+            None,
+        ),
+        (ether / IP(src=client, dst=server) / ICMP(type=3, code=3) / inner, None),
+        (ether / IP(src=client, dst=server, flags="MF") / data / Raw(b"y" * 64), None),
+        (ether / IP(src=client, dst=server, frag=8) / Raw(b"z" * 40), None),
+        (ether / IPv6(src="2001:db8::1", dst="2001:db8::2") / data / Raw(b"six"), None),
+        (
+            ether
+            / IPv6(src="2001:db8::1", dst="2001:db8::2")
+            / IPv6ExtHdrHopByHop()
+            / data
+            / Raw(b"hop"),
+            None,
+        ),
+        (
+            ether
+            / IPv6(src="2001:db8::1", dst="2001:db8::2")
+            / IPv6ExtHdrFragment(m=1, id=5)
+            / data
+            / Raw(b"first"),
+            None,
+        ),
+        (
+            ether
+            / IPv6(src="2001:db8::1", dst="2001:db8::2")
+            / IPv6ExtHdrFragment(m=0, offset=0, id=6)
+            / data
+            / Raw(b"atomic"),
+            None,
+        ),
+        (
+            ether / IP(src=client, dst=server) / TCP(sport=40000, dport=80, chksum=1),
+            None,
+        ),
+    ]
+    return packets
+
+
+@pytest.fixture(params=[False, True], ids=["microsecond", "nanosecond"])
+def edge_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    nanosecond: bool = request.param
+    units = 1_000_000_000 if nanosecond else 1_000_000
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    out = struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 262144, 1)
+    for index, (packet, snaplen) in enumerate(edge_packets()):
+        raw = bytes(packet)
+        data = raw if snaplen is None else raw[:snaplen]
+        fraction = (index * 1_234_567_891) % units
+        out += struct.pack(
+            "<IIII", 1_700_000_000 + index, fraction, len(data), len(raw)
+        )
+        out += data
+    path = tmp_path / "edges.pcap"
+    path.write_bytes(out)
+    return path
+
+
+@pytest.mark.parametrize("validate", [False, True], ids=["plain", "checksums"])
+def test_tshark_edge_frames_match_decoder(edge_capture: Path, validate: bool) -> None:
+    native, decoder = native_segments(edge_capture, validate)
+    dissected, converter = tshark_segments(edge_capture, validate)
+    assert dissected == native
+    assert converter.stats.frames == decoder.stats.frames
+    assert converter.stats.tcp == decoder.stats.tcp
+    assert converter.stats.non_tcp == decoder.stats.non_tcp
+    assert converter.stats.fragments == decoder.stats.fragments
+    assert converter.stats.bad_checksum == decoder.stats.bad_checksum
+
+
+def test_tshark_edge_frames_checksum_is_flagged(edge_capture: Path) -> None:
+    dissected, converter = tshark_segments(edge_capture, validate=True)
+    assert converter.stats.bad_checksum == 1
+    assert dissected[-1].bad_checksum
+
+
+def read_json(*args: str, env: dict[str, str] | None = None) -> list[dict]:
+    result = subprocess.run(
+        [*TCPWATCH, "read", *args, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("name", ["mixed.pcap", "mixed.pcapng", "half-close.pcap"])
+def test_tshark_read_command_matches_native(name: str) -> None:
+    path = str(CAPTURES / name)
+    assert read_json("--backend", "tshark", path) == read_json(path)
+
+
+def test_tshark_read_merges_files_like_native() -> None:
+    paths = [str(CAPTURES / "refused.pcap"), str(CAPTURES / "abort-rst.pcap")]
+    assert read_json("--backend", "tshark", *paths) == read_json(*paths)
+
+
+def test_tshark_read_missing_file_is_an_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*TCPWATCH, "read", "--backend", "tshark", str(tmp_path / "none.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "none.pcap" in result.stderr
+
+
+def path_without_tshark() -> dict[str, str]:
+    """An environment whose PATH has Python and tcpwatch but no tshark."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent)
+    return env
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["read", "--backend", "tshark", str(CAPTURES / "mixed.pcap")],
+     ["live", "lo", "--backend", "tshark", "-c", "1"]],
+    ids=["read", "live"],
+)  # fmt: skip
+def test_tshark_missing_names_debian_package(command: list[str]) -> None:
+    env = path_without_tshark()
+    assert shutil.which("tshark", path=env["PATH"]) is None
+    result = subprocess.run(
+        [*TCPWATCH, *command], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2
+    assert "install the Debian package tshark" in result.stderr
+
+
+def test_tshark_require_finds_installed_tshark() -> None:
+    assert require_tshark() == shutil.which("tshark")
+
+
+def test_tshark_require_raises_without_tshark(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    with pytest.raises(TsharkMissingError, match="apt-get install tshark"):
+        require_tshark()
+
+
+def test_tshark_live_unknown_interface_lists_available() -> None:
+    result = subprocess.run(
+        [*TCPWATCH, "live", "nosuchif0", "--backend", "tshark", "-c", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "interface 'nosuchif0' not found" in result.stderr
