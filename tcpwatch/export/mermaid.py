@@ -7,10 +7,14 @@ transfers fold as in the terminal timeline, into a note that counts what was
 left out.
 
 Mermaid's sequence grammar (``sequenceDiagram.jison`` in mermaid-js/mermaid)
-reads a message, note, title or participant alias up to the end of the line
-and stops early at ``;`` or ``#``; ``%%`` starts a comment anywhere on a line;
-and the renderer treats ``<`` and ``>`` as HTML. Those characters are written
-as Mermaid entity codes (``#59;``), see ``escape``.
+reads a message, note, title or participant alias up to the end of the line,
+but stops early at ``;`` or ``#``. ``%%`` starts a comment anywhere on a line,
+and the renderer treats ``<`` and ``>`` as HTML. So ``escape`` writes those
+characters as Mermaid entity codes (``#59;``).
+
+NOTE: the tests check the output against these grammar rules, not with
+Mermaid itself, which needs Node.js. Mermaid 11.17's ``mermaid.parse``
+accepted the diagrams of every demo scenario in English and Japanese.
 """
 
 from typing import TextIO

@@ -1,7 +1,7 @@
 """Plain-language notes on each step of a connection, and translated verdicts.
 
-``Explainer`` walks a connection's segments in capture order and says, for
-each one, what it does in TCP terms: what a SYN offers, why the ACK of a SYN
+``Explainer`` walks a connection's segments in capture order and returns,
+for each one, what it does in TCP terms: what a SYN offers, why the ACK of a SYN
 is the ISN + 1, which bytes an ACK acknowledges, what a FIN closes, why a RST
 ended the connection, and what each analysis mark says about the network.
 Every sentence comes from a message catalogue (``tcpwatch.i18n``), so notes

@@ -376,7 +376,7 @@ class Timeline:
         """Return the rows where the round-trip bracket starts and ends."""
         conn = self.conn
         if conn.simultaneous_open:
-            return {}  # each SYN answers the other: no single round trip
+            return {}  # each SYN-ACK acknowledges the other's SYN: no single RTT
         end = None
         for index, view in enumerate(segments):
             flags = view.segment.flags
@@ -695,9 +695,9 @@ def _arrow(label: Text, to_responder: bool, width: int, style: str) -> Text:
 def _wrap(console: Console, content: str, width: int, style: str) -> list[Text]:
     """Wrap ``content`` to lines of exactly ``width`` cells.
 
-    Breaks fall at spaces and between CJK characters, which Japanese writes
-    without spaces; a run of Latin letters and digits stays whole unless it is
-    longer than a line. A line never starts with closing punctuation.
+    Lines break at spaces and between CJK characters, because Japanese has no
+    spaces between words. A run of Latin letters and digits stays whole unless
+    it is longer than a line. A line never starts with closing punctuation.
     """
     width = max(width, 8)
     lines: list[list[str]] = [[]]
