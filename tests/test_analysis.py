@@ -456,3 +456,14 @@ def test_analysis_agrees_with_tshark(scenario, tmp_path):
     assert len(theirs) == len(ours)
     for frame, (mine, wireshark) in enumerate(zip(ours, theirs, strict=True), 1):
         assert mine == wireshark, f"frame {frame}"
+
+
+def test_analysis_unseen_bytes_still_count_as_sent():
+    talk = established()
+    talk.client(PSH | ACK, 100, at=1.0)
+    talk.segments.pop()
+    ack = talk.server(ACK, at=1.01)
+    conn, record = run(talk)
+    assert marks_of(conn, ack) == analysis.ACKED_UNSEEN
+    # As in Zeek, acknowledged bytes count as sent even when not captured.
+    assert record["orig_bytes"] == 100

@@ -153,9 +153,10 @@ def backoffs(times: list[float]) -> list[float]:
 def fast_open(conn: Connection) -> str | None:
     """Return how the connection used TCP Fast Open (RFC 7413), None if not at all.
 
-    ``accepted`` and ``not_accepted`` say whether the SYN-ACK acknowledged the
-    data on the SYN; ``data`` means the SYN carried data that no SYN-ACK
-    answered. ``cookie_request`` and ``cookie`` are SYNs without data.
+    ``accepted`` means the SYN-ACK acknowledged the data on the SYN, and
+    ``not_accepted`` that it acknowledged the SYN alone. ``data`` means the SYN
+    carried data and no SYN-ACK followed. ``cookie_request`` and ``cookie`` are
+    SYNs without data.
     """
     return conn.orig.fast_open
 

@@ -14,8 +14,18 @@ per-packet steps, and the transitions between those states, follow the order
 of Zeek's TCP analyzer so that ``conn_state``, ``history`` and the byte counts
 can be checked against Zeek's conn.log. Where tcpwatch departs from Zeek on
 purpose (SYN retries after 5 s stay one attempt, a stray SYN inside a
-connection that has carried data does not restart its sequence space), the
-code says so at the spot.
+connection that has carried data does not restart its sequence space, an ACK
+captured just before its data is not a gap), a comment at the spot explains
+it, and docs/tcp-behaviour.md lists every case.
+
+On top of Zeek's fields, each segment gets Wireshark-style analysis marks
+(``tcpwatch.flow.analysis``), counted per direction. A segment captured twice
+is still counted as Zeek counts it but marked a duplicate capture instead of
+being analysed again.
+
+Hot path: ``process`` and ``_update`` run once per segment. Keep them free of
+new per-segment objects and extra call layers; rare cases (SYNs, FINs, RSTs,
+gaps, marks) go to helpers.
 
 A connection is finished when:
 - both sides have sent FIN, or either has sent RST, and ``close_delay``
@@ -361,11 +371,11 @@ class FlowTracker:
                 rel_ack = peer.unwrap(seg.ack, peer.ack)
                 if rel_ack < 0:
                     rel_ack = 0
-                elif rel_ack > peer.last and not flags & RST:
-                    marks |= analysis.ACKED_UNSEEN
                 elif not flags & RST and rel_ack > peer.ack:
                     if not (seg.ack == 0 and rel_ack - peer.ack > TOO_LARGE_SEQ_DELTA):
                         peer.ack = rel_ack
+                    if rel_ack > peer.last:
+                        marks |= analysis.ACKED_UNSEEN
             if not duplicate:
                 marks |= analysis.analyze_ack(
                     endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
@@ -727,11 +737,11 @@ class FlowTracker:
         a content gap (history G, ``missed_bytes``), counted only while both
         sides are established or closing cleanly, as Zeek does.
 
-        Departure from Zeek, which counts the gap at once: an ACK beyond all
+        Departure from Zeek, which counts the gap at once. An ACK beyond all
         data seen from ``endpoint`` leaves the gap pending until that side's
-        next segment, because at a mirror port the ACK can be captured just
-        before the data it acknowledges. The gap's ``G`` still goes where the
-        ACK was, so the history reads as Zeek's does when the data is lost.
+        next segment, because a mirror port can deliver the ACK just before
+        the data it acknowledges. A confirmed gap's ``G`` still goes where the
+        ACK was, so the history matches Zeek's when the data is really lost.
         """
         if endpoint.fin_count and rel_ack >= endpoint.fin_seq:
             rel_ack = endpoint.fin_seq - 1

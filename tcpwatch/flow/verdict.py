@@ -3,8 +3,9 @@
 The sentence names the outcome first ("server refused", "closed cleanly",
 "reset by the server") and then, after a semicolon, what went wrong on the way
 (retransmissions, bytes the capture missed, zero windows). Where the capture
-cannot settle a fact, the sentence says so: roles without a SYN are "inferred"
-or "guessed", and out-of-order segments "may be quick retransmissions".
+cannot settle a fact, the sentence states the doubt: roles without a SYN are
+"inferred" or "guessed", and out-of-order segments may also be "quick
+retransmissions".
 """
 
 from typing import Any
