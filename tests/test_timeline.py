@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 from scripted import Conversation
@@ -436,3 +438,47 @@ def test_timeline_positional_full_still_works():
     assert conn.segments is not None
     text = render(Timeline(conn, True), 100)
     assert len(arrow_lines(text)) == len(conn.segments)
+
+
+# -- any conversation, any width ---------------------------------------------------
+
+FLAG_CHOICES = [SYN, SYN | ACK, ACK, PSH | ACK, FIN | ACK, RST, RST | ACK, 0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from(FLAG_CHOICES),
+            st.sampled_from([0, 1, 100, 1448]),
+            st.integers(min_value=0, max_value=(1 << 15) - 1),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    width=st.integers(min_value=60, max_value=220),
+    explain=st.booleans(),
+    lang=st.sampled_from(["en", "ja"]),
+)
+def test_timeline_any_conversation_fits(
+    steps: list[tuple[bool, int, int, int]], width: int, explain: bool, lang: str
+):
+    talk = Conversation()
+    for from_client, flags, length, _ in steps:
+        talk.send(from_client, flags, length if flags & ACK else 0)
+    tracker = FlowTracker(keep_segments=True)
+    for segment in talk.segments:
+        tracker.process(segment)
+    conns = tracker.flush()
+    for conn in conns:
+        assert conn.segments is not None
+        for index, (_, _, _, marks) in enumerate(steps[: len(conn.segments)]):
+            conn.segments[index] = conn.segments[index]._replace(marks=marks)
+        timeline = Timeline(conn, explain=explain, lang=lang, title=True, verdict=True)
+        text = render(timeline, width)
+        for line in text.splitlines():
+            assert cell_len(line) <= width, f"{cell_len(line)} > {width}: {line!r}"
+        arrows = arrow_lines(text)
+        for line in arrows:
+            assert line.count("▶") + line.count("◀") == 1, line
