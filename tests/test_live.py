@@ -419,6 +419,34 @@ def test_live_backends_agree(veth_run: dict[str, Any]) -> None:
             assert tshark[port][name] == record[name], (port, name)
 
 
+def promiscuity(namespace: str, interface: str) -> int:
+    shown = subprocess.run(
+        ["ip", "-n", namespace, "-d", "link", "show", interface],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(shown.split("promiscuity ")[1].split()[0])
+
+
+@pytest.mark.parametrize("no_promisc", [False, True], ids=["promisc", "no-promisc"])
+def test_live_promiscuous_mode_while_capturing(
+    namespaces: dict[str, str], no_promisc: bool
+) -> None:
+    namespace, interface = namespaces["server_ns"], namespaces["server_if"]
+    args = [interface, "--duration", "30", "--format", "json"]
+    if no_promisc:
+        args.append("--no-promisc")
+    capture = Capture(args, prefix=["ip", "netns", "exec", namespace])
+    capture.wait_listening()
+    during = promiscuity(namespace, interface)
+    capture.stop()
+    assert capture.process.returncode == 0, capture.stderr
+    assert during == (0 if no_promisc else 1)
+    # The kernel leaves promiscuous mode when the socket closes.
+    assert promiscuity(namespace, interface) == 0
+
+
 # -- loopback --------------------------------------------------------------------
 
 
@@ -481,6 +509,20 @@ def test_live_csv_header_and_rows() -> None:
     lines = capture.stop().splitlines()
     assert lines[0].startswith("ts,uid,id.orig_h")
     assert len(lines) == 2
+
+
+def test_live_zeek_log_has_header_and_close() -> None:
+    port = free_port()
+    capture = Capture(["lo", "-f", f"tcp port {port}", "--format", "zeek"])
+    capture.wait_listening()
+    loopback_exchange(port, linger=0.3)
+    lines = capture.stop().splitlines()
+    fields = next(line for line in lines if line.startswith("#fields"))
+    rows = [line for line in lines if not line.startswith("#")]
+    assert fields.split("\t")[1:4] == ["ts", "uid", "id.orig_h"]
+    assert len(rows) == 1
+    assert "\tSF\t" in rows[0]
+    assert lines[-1].startswith("#close")
 
 
 def test_live_any_interface_uses_cooked_frames(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ a segment, and timestamps are built from the same integer parts.
 
 tshark is slow next to the native path (about 1,000 packets per second through
 pyshark's JSON parser on a 2-core machine), so this backend is for checking
-tcpwatch against Wireshark and for link types only Wireshark knows.
+tcpwatch against Wireshark and for link types only Wireshark can dissect.
 """
 
 import contextlib
@@ -159,7 +159,7 @@ def _is_fragment(ip: Any, is_ipv4: bool) -> bool:
     """Return whether the packet is an IP fragment, first fragments included.
 
     An IPv6 fragment header with offset 0 and no more fragments (an atomic
-    fragment, RFC 6946) holds a whole packet and is not a fragment.
+    fragment, RFC 6946) contains a whole packet and is not a fragment.
     """
     if is_ipv4:
         if int(ip.get_field("frag_offset") or 0):
@@ -281,7 +281,7 @@ class TsharkLiveSource:
 
     dumpcap captures and writes a pcap stream. A thread copies the stream to
     the ``write`` file, if any, and into a pipe that tshark reads through
-    pyshark, so the saved file holds exactly the packets analysed. pyshark
+    pyshark, so the saved file contains exactly the packets analysed. pyshark
     runs in a thread of its own and hands segments over through a queue; a
     frame without a TCP segment is handed over as None, so that packet counts
     stay right. Stopping ends dumpcap; the end of its stream then ends the
