@@ -19,13 +19,19 @@ def format_seconds(seconds: float | None) -> str:
         return "-"
     if seconds < 0:
         return "-" + format_seconds(-seconds)
-    if seconds < 0.001:
+    # Each branch checks the rounded value, so 0.9999996 s reads "1.00 s",
+    # not "1000.0 ms".
+    if round(seconds * 1e6) < 1000:
         return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        millis = seconds * 1000
-        return f"{millis:.2f} ms" if millis < 10 else f"{millis:.1f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    millis = seconds * 1000
+    if round(millis, 1) < 10:
+        return f"{millis:.2f} ms"
+    if round(millis, 1) < 1000:
+        return f"{millis:.1f} ms"
+    if round(seconds, 2) < 10:
+        return f"{seconds:.2f} s"
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
     minutes, rest = divmod(int(round(seconds)), 60)
     if minutes < 60:
         return f"{minutes} min {rest} s"
