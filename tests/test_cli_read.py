@@ -194,3 +194,14 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     assert "read" in result.output
     assert "timeline" in result.output
+
+
+def test_read_table_in_japanese(capture: Path):
+    result = runner.invoke(
+        app, ["read", str(capture), "--lang", "ja"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "発信側" in result.output
+    assert "完了" in result.output
+    assert "拒否" in result.output
+    assert "complete" not in result.output

@@ -151,6 +151,12 @@ class OfflineReport:
                 self.kept.append(conn)
             return
         if self.output_format == "table":
+            if self._lang != "en":
+                from tcpwatch.i18n import catalogue
+                from tcpwatch.render.explain import build_verdict
+
+                cat = catalogue(self._lang)
+                record = dict(record, verdict=build_verdict(conn, record, cat))
             self.rows.append((conn.number, record))
         if self.timelines:
             conn.segments = conn.segments or []
@@ -164,9 +170,12 @@ class OfflineReport:
         if self.rows:
             self.rows.sort(key=lambda row: row[0])
             width = None if console.is_terminal else _PIPE_TABLE_WIDTH
-            console.print(ConnectionTable(self.rows), width=width, crop=False)
+            table = ConnectionTable(self.rows, lang=self._lang)
+            console.print(table, width=width, crop=False)
         elif self.output_format == "table":
-            console.print("no TCP connections found", style="yellow")
+            from tcpwatch.i18n import catalogue
+
+            console.print(catalogue(self._lang).text("table.empty"), style="yellow")
         if self.timelines:
             from tcpwatch.cli.read import terminal_width
 

@@ -13,6 +13,31 @@ def plural(count: int) -> str:
 
 
 MESSAGES: dict[str, str] = {
+    # -- connection table ----------------------------------------------------
+    "table.originator": "originator",
+    "table.responder": "responder",
+    "table.handshake": "handshake",
+    "table.teardown": "teardown",
+    "table.duration": "duration",
+    "table.orig_bytes": "orig bytes",
+    "table.resp_bytes": "resp bytes",
+    "table.hs_time": "hs time",
+    "table.state": "state",
+    "table.verdict": "verdict",
+    "table.reject_time": "RST {time}",
+    "table.empty": "no TCP connections found",
+    "handshake.complete": "complete",
+    "handshake.simultaneous_open": "simultaneous_open",
+    "handshake.no_reply": "no_reply",
+    "handshake.rejected": "rejected",
+    "handshake.incomplete": "incomplete",
+    "handshake.not_seen": "not_seen",
+    "teardown.fin": "fin",
+    "teardown.half_closed": "half_closed",
+    "teardown.reset_by_orig": "reset_by_orig",
+    "teardown.reset_by_resp": "reset_by_resp",
+    "teardown.open": "open",
+    "teardown.idle_timeout": "idle_timeout",
     # -- labels ------------------------------------------------------------
     "role.originator": "originator",
     "role.responder": "responder",

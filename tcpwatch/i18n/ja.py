@@ -12,6 +12,31 @@ def plural(count: int) -> str:
 
 
 MESSAGES: dict[str, str] = {
+    # -- connection table ----------------------------------------------------
+    "table.originator": "発信側",
+    "table.responder": "応答側",
+    "table.handshake": "ハンドシェイク",
+    "table.teardown": "切断",
+    "table.duration": "継続時間",
+    "table.orig_bytes": "発信側バイト",
+    "table.resp_bytes": "応答側バイト",
+    "table.hs_time": "応答時間",
+    "table.state": "状態",
+    "table.verdict": "判定",
+    "table.reject_time": "RST {time}",
+    "table.empty": "TCP コネクションは見つかりませんでした",
+    "handshake.complete": "完了",
+    "handshake.simultaneous_open": "同時オープン",
+    "handshake.no_reply": "応答なし",
+    "handshake.rejected": "拒否",
+    "handshake.incomplete": "未完了",
+    "handshake.not_seen": "未観測",
+    "teardown.fin": "FIN で終了",
+    "teardown.half_closed": "ハーフクローズ",
+    "teardown.reset_by_orig": "発信側がリセット",
+    "teardown.reset_by_resp": "応答側がリセット",
+    "teardown.open": "接続中",
+    "teardown.idle_timeout": "アイドルで打ち切り",
     # -- labels ------------------------------------------------------------
     "role.originator": "発信側",
     "role.responder": "応答側",

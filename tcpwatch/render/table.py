@@ -7,8 +7,14 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from tcpwatch.i18n import Catalogue, catalogue
 from tcpwatch.render.style import CONN_STATE_STYLES, HANDSHAKE_STYLES, TEARDOWN_STYLES
 from tcpwatch.units import format_bytes, format_seconds
+
+# Below this many columns the table puts two values in each cell.
+NARROW_BELOW = 120
+# From this many columns on, the verdict gets a column of its own.
+VERDICT_FROM = 150
 
 
 def endpoint_text(address: str, port: int) -> str:
@@ -17,24 +23,25 @@ def endpoint_text(address: str, port: int) -> str:
     return f"{address}:{port}"
 
 
-def handshake_time(record: dict[str, Any]) -> Text:
+def handshake_time(record: dict[str, Any], cat: Catalogue | None = None) -> Text:
     """Return the handshake timing that fits the record's handshake class."""
+    cat = cat or catalogue()
     if record["handshake"] == "rejected" and record["reject_latency"] is not None:
-        return Text("RST " + format_seconds(record["reject_latency"]), style="red")
+        latency = format_seconds(record["reject_latency"])
+        return Text(cat.text("table.reject_time", time=latency), style="red")
     if record["rtt_syn_synack"] is not None:
         return Text(format_seconds(record["rtt_syn_synack"]))
     return Text("-", style="dim")
 
 
-# Below this many columns the table puts two values in each cell.
-NARROW_BELOW = 120
-
-
 class ConnectionTable:
     """A rich renderable table of connection records, one row each.
 
-    ``show_verdict`` adds the verdict column; by default it appears when the
-    console is at least 150 columns wide.
+    ``rows`` are (connection number, record) pairs in display order. Column
+    names and class names come from the catalogue of ``lang``. The verdict is
+    the record's own sentence, so a caller that wants it in another language
+    puts the translated sentence in the record. ``show_verdict`` adds the
+    verdict column; by default it appears from ``VERDICT_FROM`` columns.
     """
 
     def __init__(
@@ -42,11 +49,12 @@ class ConnectionTable:
         rows: Sequence[tuple[int, dict[str, Any]]],
         title: str | None = None,
         show_verdict: bool | None = None,
+        lang: str = "en",
     ) -> None:
         self.rows = rows
-        """(connection number, record) pairs, in display order."""
         self.title = title
         self.show_verdict = show_verdict
+        self.cat = catalogue(lang)
 
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
@@ -57,31 +65,30 @@ class ConnectionTable:
             return
         show_verdict = self.show_verdict
         if show_verdict is None:
-            show_verdict = width >= 150
+            show_verdict = width >= VERDICT_FROM
+        text = self.cat.text
         table = Table(title=self.title, header_style="bold", pad_edge=False)
         table.add_column("#", justify="right", style="dim")
-        table.add_column("originator", no_wrap=True)
-        table.add_column("responder", no_wrap=True)
-        table.add_column("handshake", no_wrap=True)
-        table.add_column("teardown", no_wrap=True)
-        table.add_column("duration", justify="right", no_wrap=True)
-        table.add_column("orig bytes", justify="right", no_wrap=True)
-        table.add_column("resp bytes", justify="right", no_wrap=True)
-        table.add_column("hs time", justify="right", no_wrap=True)
-        table.add_column("state", no_wrap=True)
+
+        for key in ("originator", "responder", "handshake", "teardown"):
+            table.add_column(text(f"table.{key}"), no_wrap=True)
+        for key in ("duration", "orig_bytes", "resp_bytes", "hs_time"):
+            table.add_column(text(f"table.{key}"), justify="right", no_wrap=True)
+        table.add_column(text("table.state"), no_wrap=True)
         if show_verdict:
-            table.add_column("verdict", overflow="fold")
+            table.add_column(text("table.verdict"), overflow="fold", min_width=28)
+
         for number, record in self.rows:
             row = [
                 Text(str(number)),
                 Text(endpoint_text(record["id.orig_h"], record["id.orig_p"])),
                 Text(endpoint_text(record["id.resp_h"], record["id.resp_p"])),
-                _styled(record["handshake"], HANDSHAKE_STYLES),
-                _styled(record["teardown"], TEARDOWN_STYLES),
+                self._class("handshake", record, HANDSHAKE_STYLES),
+                self._class("teardown", record, TEARDOWN_STYLES),
                 Text(format_seconds(record["duration"])),
                 Text(format_bytes(record["orig_bytes"])),
                 Text(format_bytes(record["resp_bytes"])),
-                handshake_time(record),
+                handshake_time(record, self.cat),
                 _styled(record["conn_state"], CONN_STATE_STYLES),
             ]
             if show_verdict:
@@ -91,23 +98,37 @@ class ConnectionTable:
 
     def _narrow_table(self) -> Table:
         """Two lines per row, originator above responder, for 80-column screens."""
+        text = self.cat.text
         table = Table(title=self.title, header_style="bold", pad_edge=False)
         table.add_column("#", justify="right", style="dim")
-        table.add_column("originator\nresponder", overflow="fold")
-        table.add_column("handshake\nteardown", no_wrap=True)
-        table.add_column("duration\nhs time", justify="right", no_wrap=True)
-        table.add_column("orig bytes\nresp bytes", justify="right", no_wrap=True)
-        table.add_column("state", no_wrap=True)
+        table.add_column(
+            text("table.originator") + "\n" + text("table.responder"),
+            overflow="fold",
+        )
+        table.add_column(
+            text("table.handshake") + "\n" + text("table.teardown"), no_wrap=True
+        )
+        table.add_column(
+            text("table.duration") + "\n" + text("table.hs_time"),
+            justify="right",
+            no_wrap=True,
+        )
+        table.add_column(
+            text("table.orig_bytes") + "\n" + text("table.resp_bytes"),
+            justify="right",
+            no_wrap=True,
+        )
+        table.add_column(text("table.state"), no_wrap=True)
         for number, record in self.rows:
             endpoints = Text(endpoint_text(record["id.orig_h"], record["id.orig_p"]))
             endpoints.append(
                 "\n" + endpoint_text(record["id.resp_h"], record["id.resp_p"])
             )
-            classes = _styled(record["handshake"], HANDSHAKE_STYLES)
+            classes = self._class("handshake", record, HANDSHAKE_STYLES)
             classes.append("\n")
-            classes.append_text(_styled(record["teardown"], TEARDOWN_STYLES))
+            classes.append_text(self._class("teardown", record, TEARDOWN_STYLES))
             times = Text(format_seconds(record["duration"]) + "\n")
-            times.append_text(handshake_time(record))
+            times.append_text(handshake_time(record, self.cat))
             sizes = Text(
                 format_bytes(record["orig_bytes"])
                 + "\n"
@@ -122,6 +143,13 @@ class ConnectionTable:
                 _styled(record["conn_state"], CONN_STATE_STYLES),
             )
         return table
+
+    def _class(
+        self, field: str, record: dict[str, Any], styles: dict[str, str]
+    ) -> Text:
+        """Return the handshake or teardown class in the table's language."""
+        value = record[field]
+        return Text(self.cat.text(f"{field}.{value}"), style=styles.get(value, ""))
 
 
 def _styled(value: str, styles: dict[str, str]) -> Text:
