@@ -19,9 +19,10 @@ class CaptureFileError(TcpwatchError):
         self.reason = reason
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
-        # The message is printed to a terminal, and a file name can contain
-        # escape sequences, so its control characters are shown escaped.
-        super().__init__(f"{printable(path)}{where}: {reason}")
+        # The message is printed to a terminal, and a file name or a message
+        # from another program (tshark, zlib) can contain escape sequences, so
+        # control characters are shown escaped.
+        super().__init__(printable(f"{path}{where}: {reason}"))
 
 
 class TruncatedCaptureError(CaptureFileError):

@@ -21,6 +21,7 @@ from fuzzing import pcapng_bytes, read_frames
 from scripted import Conversation, write_pcap
 
 from tcpwatch.capture.segment import ACK, FIN, PSH
+from tcpwatch.errors import CaptureFileError
 from tcpwatch.render.style import printable
 
 # Each payload starts with its hostile part, because a preview shows only the
@@ -232,6 +233,14 @@ def test_injection_missing_file_name(tmp_path: Path) -> None:
     assert done.returncode == 2
     stderr = check_inert(done.stderr)
     assert "gone\\x1b]0;pwned-title\\x07.pcap" in stderr
+
+
+def test_injection_error_reason_from_another_program() -> None:
+    """A reason quoting another program's message is escaped as well."""
+    error = CaptureFileError("cap.pcap", "tshark: \x1b]0;pwned-title\x07 failed", 8)
+
+    assert str(error) == "cap.pcap at byte 8: tshark: \\x1b]0;pwned-title\\x07 failed"
+    assert error.reason == "tshark: \x1b]0;pwned-title\x07 failed"
 
 
 # The real terminal ------------------------------------------------------------------
