@@ -5,7 +5,8 @@ them, or a namespace's own loopback) and, for the disk, a 64 KiB tmpfs, so
 no traffic leaves the machine and no other capture is disturbed. The command
 runs as a real process. After a fault it must print a clear error, exit
 non-zero, print the records of the connections seen so far, and leave a
-``-w`` file that reads back as a valid capture of what it says it kept.
+``-w`` file that reads back as a valid capture of what the error reports as
+kept.
 """
 
 import json
@@ -30,8 +31,8 @@ pytestmark = [
 
 SERVER_PORT = 8080
 
-# A server that answers each connection with ``size`` bytes and closes it,
-# except the one that sends "HOLD", which it keeps open.
+# A server that sends ``size`` bytes on each connection and closes it, except
+# on the one whose request is "HOLD", which it keeps open.
 SERVER = f"""
 import socket, sys, threading
 host, size = sys.argv[1], int(sys.argv[2])
@@ -53,8 +54,8 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 """
 
-# A client that makes ``count`` exchanges, then one connection it holds open
-# until killed.
+# A client that makes ``count`` exchanges, then opens one connection and keeps
+# it open until killed.
 CLIENT = f"""
 import socket, sys, time
 host, count = sys.argv[1], int(sys.argv[2])
@@ -96,16 +97,8 @@ class Veth:
         self.server_ip = "10.77.0.2"
         ip("netns", "add", self.capture_ns)
         ip("netns", "add", self.server_ns)
-        ip(
-            "link",
-            "add",
-            self.capture_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            self.server_if,
-        )
+        peer = ("peer", "name", self.server_if)
+        ip("link", "add", self.capture_if, "type", "veth", *peer)
         ip("link", "set", self.capture_if, "netns", self.capture_ns)
         ip("link", "set", self.server_if, "netns", self.server_ns)
         for namespace, name, address in (
