@@ -199,6 +199,7 @@ def free_port() -> int:
 def loopback_exchange(port: int, linger: float = 0.0) -> None:
     """One clean request and reply on 127.0.0.1:``port``."""
     with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", port))
         server.listen()
         client = socket.create_connection(("127.0.0.1", port))
@@ -509,6 +510,36 @@ def test_live_csv_header_and_rows() -> None:
     lines = capture.stop().splitlines()
     assert lines[0].startswith("ts,uid,id.orig_h")
     assert len(lines) == 2
+
+
+def test_live_piped_table_prints_json_lines() -> None:
+    port = free_port()
+    capture = Capture(["lo", "-f", f"tcp port {port}"])
+    capture.wait_listening()
+    loopback_exchange(port, linger=0.3)
+    records = json_records(capture.stop())
+    assert capture.process.returncode == 0, capture.stderr
+    assert [record["conn_state"] for record in records] == ["SF"]
+
+
+def test_live_reader_gone_exits_zero() -> None:
+    port = free_port()
+    shell = (
+        f"{sys.executable} -m tcpwatch live lo -f 'tcp port {port}' --format json"
+        " | head -c 1; exit ${PIPESTATUS[0]}"
+    )
+    process = subprocess.Popen(
+        ["bash", "-c", shell], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    time.sleep(3)
+    # Each record comes out after the 5 s close delay. head exits after the
+    # first byte, so a later record's write finds the pipe closed.
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        loopback_exchange(port, linger=0.5)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stdout == b"{"
 
 
 def test_live_zeek_log_has_header_and_close() -> None:

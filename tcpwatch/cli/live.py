@@ -1,6 +1,7 @@
 """``tcpwatch live``: capture on an interface and show connections as they happen."""
 
 import enum
+import os
 import queue
 import signal
 import sys
@@ -354,10 +355,14 @@ class LiveSession:
                 if record_queue.empty():
                     sys.stdout.flush()
         except BrokenPipeError:
-            # The reader went away: stop capturing, then let the caller exit.
+            # The reader went away (``| head``): not an error. Stop capturing,
+            # and point stdout at /dev/null so the exit flush cannot fail.
             feed.stop.set()
             feed.join()
-            raise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return
         writer.close()
 
     def _print_final_table(self, rows: list[tuple[int, dict[str, Any]]]) -> None:

@@ -10,9 +10,10 @@ The screen has three parts. The header shows the source, the filter,
 packets, packets per second, kernel drops, open and finished connections,
 and totals by ``conn_state``. Below it are a table of connections, ordered
 by last activity, and the timeline of the selected connection, which by
-default is the most recently active one. Finished connections stay in the table for ``linger`` seconds, then
-only count in the totals. On a terminal, the arrow keys (or j and k) select a
-row, Escape follows the most recent connection again, and q stops.
+default is the most recently active one. Finished connections stay in the
+table for ``linger`` seconds, then only count in the totals. On a terminal,
+the arrow keys (or j and k) select a row, Escape follows the most recent
+connection again, and q stops.
 """
 
 import contextlib
