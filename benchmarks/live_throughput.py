@@ -9,7 +9,7 @@ kernel"). A rate is sustained when the capture saw every packet sent and the
 kernel dropped none.
 
     sudo python -m benchmarks.live_throughput [--rates 25000,50000,...]
-        [--seconds 5] [--tools tcpdump,tcpwatch]
+        [--seconds 5] [--tools tcpdump,tcpwatch,tcpwatch-mypyc]
 
 Each conversation is ten packets: handshake, 100 bytes each way with their
 ACKs, and a FIN exchange, between 127.77.0.1 and 127.77.0.2 on a new client
@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
+COMPILED_DIR = ROOT / "benchmarks" / "build" / "compiled"
 
 CLIENT = bytes([127, 77, 0, 1])
 SERVER = bytes([127, 77, 0, 2])
@@ -133,17 +134,35 @@ class Run:
         return self.dropped == 0 and self.captured == self.sent
 
 
-def capture_command(tool: str) -> list[str]:
+def capture_command(tool: str) -> tuple[list[str], dict[str, str]]:
+    """Return the command line and the environment of a capture tool.
+
+    ``tcpwatch-mypyc`` runs the mypyc-compiled copy of the package that
+    ``python -m benchmarks.run`` builds under ``benchmarks/build/compiled``.
+    ``-P`` keeps the working directory off ``sys.path``, so the copy is the
+    one imported.
+    """
+    env = dict(os.environ)
     if tool == "tcpdump":
-        return ["tcpdump", "-i", "lo", "-n", "-s", "256", "-B", str(RING_KIB),
-                "-w", "/dev/null", FILTER]  # fmt: skip
-    return [sys.executable, "-m", "tcpwatch", "live", "lo", "-f", FILTER,
-            "--format", "json", "-B", str(RING_KIB)]  # fmt: skip
+        command = ["tcpdump", "-i", "lo", "-n", "-s", "256", "-B", str(RING_KIB),
+                   "-w", "/dev/null", FILTER]  # fmt: skip
+        return command, env
+    python = [sys.executable]
+    if tool == "tcpwatch-mypyc":
+        if not COMPILED_DIR.is_dir():
+            sys.exit(f"{COMPILED_DIR} is missing: run python -m benchmarks.run first")
+        python = [sys.executable, "-P"]
+        env["PYTHONPATH"] = str(COMPILED_DIR)
+    command = [*python, "-m", "tcpwatch", "live", "lo", "-f", FILTER,
+               "--format", "json", "-B", str(RING_KIB)]  # fmt: skip
+    return command, env
 
 
 def measure(tool: str, rate: int, seconds: float) -> Run:
+    command, env = capture_command(tool)
     capture = subprocess.Popen(
-        capture_command(tool),
+        command,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
