@@ -1,11 +1,11 @@
 """Floods of hostile segments on one connection: the tracker's memory stays flat.
 
 After a short exchange, one kind of segment is repeated 12,000 times on the
-same connection: RSTs or FINs at ever new sequence numbers,
-SYN-ACKs with alternating sequence numbers, duplicate ACKs, retransmissions,
-out-of-order data, zero windows, keep-alives, ACKs for unseen data. The
-memory the tracker holds must stop growing once the kept segments reach
-``max_segments``, and the record's history must stay short.
+same connection: RSTs or FINs at ever new sequence numbers, SYN-ACKs with
+alternating sequence numbers, duplicate ACKs, retransmissions, out-of-order
+data, zero windows, keep-alives, ACKs for unseen data. The memory the tracker
+holds must stop growing once the kept segments reach ``max_segments``, and the
+record's history must stay short.
 """
 
 import tracemalloc
