@@ -257,6 +257,7 @@ class Tmux:
             "env", "PS1=$ ", "bash", "--norc", "--noprofile",
         )  # fmt: skip
         self.run("select-pane", "-T", "original-title")
+        self.socket_path = self.value("socket_path")
 
     def run(self, *args: str) -> str:
         done = subprocess.run(
@@ -290,6 +291,8 @@ class Tmux:
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False)
+        # tmux 3.3 leaves the socket file behind after kill-server.
+        Path(self.socket_path).unlink(missing_ok=True)
 
 
 @pytest.fixture
