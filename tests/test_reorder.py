@@ -67,3 +67,19 @@ def test_reorder_pure_acks_and_data_interleave():
     buffer = ReorderBuffer()
     released = list(buffer.ordered([ack, data]))
     assert released == [data, ack]
+
+
+def test_reorder_window_narrows_after_calm():
+    # One swap widens the window; a long in-order run narrows it again, so
+    # a late swap far behind is no longer put back in order.
+    times = [1.0, 1.2, 1.1] + [2.0 + i * 0.0001 for i in range(50)]
+    segments = stream(*times)
+    buffer = ReorderBuffer(horizon=100.0, capacity=20)
+    released = stamps(list(buffer.ordered(segments)))
+    assert released[:3] == [1.0, 1.1, 1.2]
+    assert buffer.late == 0
+    times = [1.0, 1.2, 1.1] + [2.0 + i * 0.0001 for i in range(200)] + [2.001]
+    buffer = ReorderBuffer(horizon=100.0, capacity=100)
+    list(buffer.ordered(stream(*times)))
+    assert buffer.reordered == 2
+    assert buffer.late == 1

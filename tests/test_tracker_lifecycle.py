@@ -43,6 +43,10 @@ def test_tracker_syn_retransmitted_is_one_attempt():
     assert abs(record["rtt_syn_synack"] - 0.02) < 1e-9
     assert record["orig_retransmissions"] == 0
     assert record["conn_state"] == "S1"
+    assert record["verdict"] == (
+        "still open at the end of the capture after 0 B; "
+        "the SYN was sent 3 times over 3.00 s before an answer"
+    )
 
 
 def test_tracker_synack_retransmitted():

@@ -61,12 +61,12 @@ DEFAULT_REORDER_WINDOW = 0.003
 # A fast retransmission follows the duplicate ACKs within this long.
 FAST_RETRANSMISSION_WINDOW = 0.02
 
-# A segment identical to the sender's previous one (sequence and ACK numbers,
-# flags, window, options and length), with no segment from the peer between
-# them and at most this long after it, is the same packet captured twice. A
-# sender cannot repeat itself that fast: a timeout retransmission waits at
-# least 1 s by RFC 6298 (200 ms in Linux), and fast retransmissions follow the
-# peer's duplicate ACKs, which would have been captured in between.
+# A segment identical to the one just before it in the capture (addresses,
+# ports, sequence and ACK numbers, flags, window, options and length), at most
+# this long after it, is the same packet captured twice. A sender cannot
+# repeat itself that fast: a timeout retransmission waits at least 1 s by
+# RFC 6298 (200 ms in Linux), and fast retransmissions follow the peer's
+# duplicate ACKs, which would have been captured in between.
 DUPLICATE_CAPTURE_WINDOW = 0.001
 
 

@@ -5,6 +5,7 @@ import ipaddress
 from typing import NamedTuple
 
 from tcpwatch.capture.segment import Segment
+from tcpwatch.flow.analysis import DEFAULT_REORDER_WINDOW
 from tcpwatch.flow.endpoint import Endpoint
 from tcpwatch.flow.states import EndpointState
 
@@ -58,6 +59,7 @@ class Connection:
         "stray_syns",
         "port_reused",
         "doubled",
+        "reorder_window",
         "finished",
     )
 
@@ -104,6 +106,8 @@ class Connection:
         """True when this connection took over the 4-tuple of an earlier one."""
         self.doubled = False
         """True once a segment of this connection was seen captured twice."""
+        self.reorder_window = DEFAULT_REORDER_WINDOW
+        """Seconds within which a segment filling a hole is out-of-order."""
         self.finished = False
 
     def flip(self) -> None:

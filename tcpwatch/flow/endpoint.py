@@ -12,7 +12,6 @@ SYN had been seen just before the first segment, so relative numbering and
 byte counts work the same way.
 """
 
-from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.states import EndpointState
 
 SEQ_MOD = 1 << 32
@@ -79,8 +78,6 @@ class Endpoint:
         "duplicate_captures",
         "sack_segments",
         "fast_open",
-        "prev_seg",
-        "prev_peer_pkts",
         "pending_ack",
         "pending_index",
         "pending_report",
@@ -164,10 +161,6 @@ class Endpoint:
         """Segments from this side that carried SACK blocks (RFC 2018)."""
         self.fast_open: str | None = None
         """TCP Fast Open use on this side's SYN: ``cookie_request``, ``cookie``."""
-        self.prev_seg: Segment | None = None
-        """This side's previous segment, to recognise a copy captured twice."""
-        self.prev_peer_pkts = 0
-        """The peer's packet count when ``prev_seg`` was seen."""
         self.pending_ack = 0
         """Relative: an ACK from the peer beyond all data seen from this side.
 

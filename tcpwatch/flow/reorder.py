@@ -7,13 +7,17 @@ segments would look like reordering on the wire: out-of-order marks, a
 "previous segment not captured", handshakes timed backwards. Their
 timestamps still tell the order in which the capture points saw them.
 
-``ReorderBuffer.ordered`` holds segments back for a short span of capture
-time and releases them sorted by timestamp (file order among equal
-timestamps). The span is bounded in time and in count, so memory stays flat.
-A segment stamped earlier than one already released cannot be put back in
-place: it is released at once and counted in ``late``.
-
-Segments already in order, the usual case, cost one append and one pop.
+``ReorderBuffer.ordered`` holds segments back and releases them sorted by
+timestamp (file order among equal timestamps). It holds few segments while
+the input is in order, because segments held long go cold in the processor's
+caches, and an in-order file, the usual case, needs no sorting. (Holding
+10,000 segments throughout made a read of the 200,000-packet loopback
+benchmark capture about a quarter slower in CPU time.) A segment found out of
+order widens the window to ``capacity`` segments or ``horizon`` seconds of
+capture time, whichever is reached first. After ``capacity`` segments in a
+row in order, the window narrows again. A segment stamped earlier than one
+already released cannot be put back in place: it is released at once and
+counted in ``late``.
 """
 
 import bisect
@@ -23,9 +27,11 @@ from collections.abc import Iterable, Iterator
 from tcpwatch.capture.segment import Segment
 
 DEFAULT_HORIZON = 1.0
-"""Seconds of capture time a segment is held for later, earlier-stamped ones."""
-DEFAULT_CAPACITY = 10000
-"""Most segments held at once; past it the oldest is released early."""
+"""Seconds of capture time a segment waits for later, earlier-stamped ones."""
+DEFAULT_CAPACITY = 4096
+"""Most segments held at once after the input was found out of order."""
+IN_ORDER_WINDOW = 64
+"""Segments held while the input has been in order so far."""
 
 
 def _timestamp(segment: Segment) -> float:
@@ -54,27 +60,41 @@ class ReorderBuffer:
     def ordered(self, segments: Iterable[Segment]) -> Iterator[Segment]:
         """Yield ``segments`` sorted by timestamp, within the buffer's bounds."""
         held: deque[Segment] = deque()
+        append = held.append
+        popleft = held.popleft
         newest = float("-inf")
         released = float("-inf")
         horizon = self.horizon
-        capacity = self.capacity
+        wide = self.capacity
+        narrow = min(IN_ORDER_WINDOW, wide)
+        window = narrow
+        in_order = 0
         for segment in segments:
             ts = segment.ts
             if ts >= newest:
                 newest = ts
-                held.append(segment)
+                append(segment)
+                if window > narrow:
+                    in_order += 1
+                    if in_order > wide:
+                        window = narrow
             else:
                 self.reordered += 1
+                window = wide
+                in_order = 0
                 if ts < released:
                     self.late += 1
                     yield segment
                     continue
-                index = bisect.bisect_right(held, ts, key=_timestamp)
-                held.insert(index, segment)
+                held.insert(bisect.bisect_right(held, ts, key=_timestamp), segment)
+            while len(held) > window:
+                first = popleft()
+                released = first.ts
+                yield first
             limit = newest - horizon
-            while held and (held[0].ts < limit or len(held) > capacity):
-                first = held.popleft()
+            while held and held[0].ts < limit:
+                first = popleft()
                 released = first.ts
                 yield first
         while held:
-            yield held.popleft()
+            yield popleft()

@@ -81,6 +81,9 @@ DEFAULT_MAX_SEGMENTS = 20000
 
 _SWEEP_INTERVAL = 1.0
 
+# Stands for "no previous segment" (it matches no real one: its time is NaN).
+_NO_SEGMENT = Segment(float("nan"), b"", b"", -1, -1, -1, -1, 0, 0, 0, 0, b"", b"")
+
 
 class FlowTracker:
     """Rebuild TCP connections from segments.
@@ -116,6 +119,7 @@ class FlowTracker:
         self.connections = 0
         self.reordered = 0
         """Segments whose timestamp was earlier than one before them."""
+        self._prev_seg = _NO_SEGMENT
 
     # -- public API -------------------------------------------------------
 
@@ -278,30 +282,31 @@ class FlowTracker:
             self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
             return
 
-        # A copy of the sender's previous segment, captured a second time, is
-        # counted as Zeek counts it (packets, history) but not analysed again.
-        # Identical pure ACKs are also what a receiver sends as duplicate ACKs
-        # in a burst, so they count as copies only once the capture is known
-        # to double this connection's packets.
-        prev = endpoint.prev_seg
+        # A copy of the previous segment in the capture, captured a second
+        # time, is counted as Zeek counts it (packets, history) but not
+        # analysed again. Identical pure ACKs are also what a receiver sends
+        # as duplicate ACKs in a burst, so they count as copies only once the
+        # capture is known to double this connection's packets.
+        prev = self._prev_seg
+        self._prev_seg = seg
         duplicate = (
-            prev is not None
+            seg.seq == prev.seq
+            and seg.ack == prev.ack
+            and seg.sport == prev.sport
+            and seg.dport == prev.dport
+            and seg.flags == prev.flags
+            and seg.payload_len == prev.payload_len
+            and seg.window == prev.window
             and (
                 seg.payload_len > 0
                 or seg.flags & (SYN | FIN | RST) != 0
                 or conn.doubled
             )
-            and seg.seq == prev.seq
-            and seg.ack == prev.ack
-            and seg.flags == prev.flags
-            and seg.payload_len == prev.payload_len
-            and seg.window == prev.window
             and ts - prev.ts <= analysis.DUPLICATE_CAPTURE_WINDOW
-            and peer.pkts == endpoint.prev_peer_pkts
+            and seg.src == prev.src
+            and seg.dst == prev.dst
             and seg.options == prev.options
         )
-        endpoint.prev_seg = seg
-        endpoint.prev_peer_pkts = peer.pkts
         if duplicate:
             conn.doubled = True
 
@@ -344,7 +349,7 @@ class FlowTracker:
                 rel_seq,
                 seg_len,
                 ts,
-                self._reorder_window(conn),
+                conn.reorder_window,
             )
 
         if flags & FIN:
@@ -390,14 +395,16 @@ class FlowTracker:
             endpoint.advance_time = ts
         endpoint.last_time = ts
         if not (conn.orig.did_close and conn.resp.did_close):
-            conn.last_time = max(conn.last_time, ts)
+            if ts > conn.last_time:
+                conn.last_time = ts
         if ts < conn.start_time:
             conn.start_time = ts
 
         do_close = self._state_machine(
             conn, endpoint, peer, seg, is_orig, length, delta_last
         )
-        self._note_handshake(conn, endpoint, peer, flags, is_orig, rel_ack, ts)
+        if conn.handshake_ack_time is None:
+            self._note_handshake(conn, flags, is_orig, rel_ack, ts)
 
         if flags & ACK:
             self._ack_received(conn, peer, rel_ack)
@@ -828,18 +835,17 @@ class FlowTracker:
             return
         _insert_block(endpoint.blocks, rel_seq, end)
 
+    @staticmethod
     def _note_handshake(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        flags: int,
-        is_orig: bool,
-        rel_ack: int,
-        ts: float,
+        conn: Connection, flags: int, is_orig: bool, rel_ack: int, ts: float
     ) -> None:
+        """Record the SYN-ACK and the ACK that completes the handshake."""
         if flags & SYN and flags & ACK and not is_orig and conn.synack_time is None:
             conn.synack_time = ts
+            syn_times = conn.orig.syn_times
+            if syn_times and ts > syn_times[-1]:
+                # Wireshark's out-of-order window is the handshake round trip.
+                conn.reorder_window = ts - syn_times[-1]
         elif (
             is_orig
             and flags & ACK
@@ -866,14 +872,6 @@ class FlowTracker:
             segments.append(SegmentView(seg, is_orig, rel_seq, rel_ack, marks))
         else:
             conn.segments_dropped += 1
-
-    @staticmethod
-    def _reorder_window(conn: Connection) -> float:
-        if conn.synack_time is not None and conn.orig.syn_times:
-            rtt = conn.synack_time - conn.orig.syn_times[-1]
-            if rtt > 0:
-                return rtt
-        return analysis.DEFAULT_REORDER_WINDOW
 
 
 _SCALED = {

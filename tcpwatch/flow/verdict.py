@@ -123,6 +123,10 @@ def _reset(conn: Connection, record: dict[str, Any], size: str) -> str:
 def _details(record: dict[str, Any]) -> list[str]:
     """Return short phrases for the trouble the connection ran into."""
     details = []
+    if record["handshake"] in ("complete", "incomplete") and record["syn_backoffs"]:
+        tries = record["syn_retransmissions"] + 1
+        waited = format_seconds(sum(record["syn_backoffs"]))
+        details.append(f"the SYN was sent {tries} times over {waited} before an answer")
     for side, name in (("orig", "client"), ("resp", "server")):
         retransmissions = record[f"{side}_retransmissions"]
         if retransmissions:
