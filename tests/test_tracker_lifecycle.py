@@ -310,7 +310,7 @@ def test_tracker_synack_first_roles_not_inferred():
     assert record["roles_inferred"] is False
 
 
-def test_tracker_out_of_order_file_put_back_in_order(tmp_path):
+def test_tracker_reordered_file_sorted(tmp_path):
     talk = Conversation()
     talk.client(SYN, at=1.0)
     talk.server(SYN | ACK, at=1.01)
@@ -318,7 +318,7 @@ def test_tracker_out_of_order_file_put_back_in_order(tmp_path):
     first = talk.client(PSH | ACK, 100, at=1.03)
     second = talk.client(PSH | ACK, 100, at=1.031)
     talk.server(ACK, at=1.04)
-    # The file holds the SYN-ACK before the SYN and the data swapped, but
+    # The file has the SYN-ACK before the SYN and the data swapped, but
     # the timestamps are those of the wire.
     segments = list(talk.segments)
     segments[0], segments[1] = segments[1], segments[0]
@@ -370,7 +370,7 @@ def test_tracker_port_reuse_on_closing_tuple():
     assert conns[1].segments[0].marks & analysis.PORT_REUSE
 
 
-def test_tracker_syn_repeating_isn_on_closed_tuple_is_retransmission():
+def test_tracker_repeated_syn_after_reject():
     talk = Conversation()
     syn = talk.client(SYN)
     talk.server(RST | ACK, seq=0)
@@ -434,7 +434,7 @@ def test_tracker_retransmission_back_across_wrap():
     assert conn.segments[-1].rel_ack == 2001
 
 
-def test_tracker_idle_timeout_says_so():
+def test_tracker_idle_timeout_recorded():
     talk = Conversation()
     talk.handshake()
     talk.client(PSH | ACK, 10, at=1.0)
