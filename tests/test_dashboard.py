@@ -349,3 +349,14 @@ def test_dashboard_in_tmux(size: tuple[int, int]) -> None:
         tmux.close()
         if traffic.is_alive():
             traffic.join(10)
+
+
+def test_dashboard_header_escapes_control_characters() -> None:
+    tracker = FlowTracker(keep_segments=True)
+    console = Console(file=io.StringIO(), width=80, height=24)
+    status = CaptureStatus("cap\x1b[2J.pcap", "tcp\x07")
+    dashboard = Dashboard(tracker, status, console=console, keys=False)
+    first = render(dashboard, console)[0]
+    assert "cap\\x1b[2J.pcap" in first
+    assert "tcp\\x07" in first
+    assert "\x1b" not in first

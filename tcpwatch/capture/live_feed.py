@@ -7,7 +7,7 @@ same lock to read the tracker between batches.
 
 A frame source is any iterable of batches (lists of ``Frame`` tuples): a live
 capture yields one batch per ring block, a replay whatever suits its pacing.
-An empty batch says that time passed without packets, and the feed then
+An empty batch means that time passed without packets, and the feed then
 finishes connections that went idle as of ``clock()``.
 """
 
@@ -90,7 +90,7 @@ class FrameFeed:
         """Set it to end the feed after the current batch."""
         self.source_stops = False
         """True when the source watches ``stop`` itself and ends soon after it
-        is set; the feed then consumes what the source still yields, such as
+        is set. The feed then consumes what the source still yields, such as
         the packets tshark has yet to print."""
         self.error: BaseException | None = None
         """The exception that ended ``run`` in a thread, if one did."""

@@ -52,7 +52,7 @@ from tcpwatch.flow.record import (
 from tcpwatch.flow.states import Handshake, Phase
 from tcpwatch.flow.tracker import FlowTracker
 from tcpwatch.flow.zeek import conn_state
-from tcpwatch.render.style import CONN_STATE_STYLES, PHASE_STYLES
+from tcpwatch.render.style import CONN_STATE_STYLES, PHASE_STYLES, printable
 from tcpwatch.units import format_bytes, format_seconds
 
 DEFAULT_LINGER = 5.0
@@ -343,34 +343,49 @@ class _Header:
     rate: float | None
 
     def render(self) -> Text:
+        """Return the three header lines: source, counters, totals."""
+        text = self._source_line()
+        text.append("\n")
+        text.append_text(self._counters_line())
+        text.append("\n")
+        text.append_text(self._totals_line())
+        return text
+
+    def _source_line(self) -> Text:
         status = self.status
         text = Text()
         text.append("tcpwatch ", style="bold")
-        text.append(status.source, style="bold cyan")
+        text.append(printable(status.source), style="bold cyan")
         if status.bpf_filter:
-            text.append(f"  filter: {status.bpf_filter}")
+            text.append(f"  filter: {printable(status.bpf_filter)}")
         if status.backend != "native":
             text.append(f"  backend: {status.backend}")
-        text.append(
-            f"  running {format_seconds(max(0.0, self.now - status.started))}",
-            style="dim",
-        )
+        elapsed = format_seconds(max(0.0, self.now - status.started))
+        text.append(f"  running {elapsed}", style="dim")
         if status.done:
             text.append("  stopped", style="bold yellow")
-        text.append("\npackets ")
+        return text
+
+    def _counters_line(self) -> Text:
+        status = self.status
+        text = Text("packets ")
         text.append(f"{status.packets:,}", style="bold")
         rate = "-" if self.rate is None else f"{self.rate:,.0f}"
         text.append(f"  {rate} pkt/s  dropped ")
         if status.dropped is None:
             text.append("n/a", style="dim")
+        elif status.dropped:
+            text.append(f"{status.dropped:,}", style="bold red")
         else:
-            text.append(
-                f"{status.dropped:,}", style="bold red" if status.dropped else "green"
-            )
+            text.append("0", style="green")
         text.append("  connections ")
         text.append(f"{self.open_count:,} open", style="bold")
         text.append(f", {status.finished:,} finished")
-        text.append("\ntotals ", style="dim")
+        return text
+
+    def _totals_line(self) -> Text:
+        text = Text()
+        text.append("totals ", style="dim")
         if not self.totals:
             text.append("none finished yet", style="dim")
         for state, count in sorted(self.totals.items(), key=lambda item: -item[1]):
