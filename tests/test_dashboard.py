@@ -360,3 +360,43 @@ def test_dashboard_header_escapes_control_characters() -> None:
     assert "cap\\x1b[2J.pcap" in first
     assert "tcp\\x07" in first
     assert "\x1b" not in first
+
+
+class BlockedTerminal(io.StringIO):
+    """A terminal that takes no output until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(30)
+        return super().write(text)
+
+
+def test_dashboard_blocked_terminal_does_not_stop_feed() -> None:
+    with open_capture(str(CAPTURES / "mixed.pcap")) as capture:
+        frames = list(capture)
+    terminal = BlockedTerminal()
+    console = Console(file=terminal, width=80, height=24, force_terminal=True)
+    dashboard = Dashboard(
+        FlowTracker(keep_segments=True),
+        CaptureStatus("mixed.pcap"),
+        console=console,
+        clock=lambda: frames[-1][0],
+        keys=False,
+    )
+    runner = threading.Thread(target=lambda: dashboard.run(iter([frames])))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not dashboard.status.done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Every frame was tracked while the screen could not be drawn at all.
+        assert dashboard.status.done
+        assert dashboard.status.packets == len(frames)
+        assert terminal.getvalue() == ""
+    finally:
+        terminal.release.set()
+        runner.join(30)
+    assert not runner.is_alive()

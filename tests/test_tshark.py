@@ -229,3 +229,14 @@ def test_tshark_live_unknown_interface_lists_available() -> None:
     )
     assert result.returncode == 2
     assert "interface 'nosuchif0' not found" in result.stderr
+
+
+def test_tshark_live_rejects_user_option() -> None:
+    result = subprocess.run(
+        [*TCPWATCH, "live", "lo", "--backend", "tshark", "--user", "nobody"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--user works with the native backend only" in result.stderr

@@ -22,6 +22,8 @@ from tcpwatch.errors import UsageError
 # drops meanwhile show in the drop count.
 RECORD_QUEUE_SIZE = 65536
 # Segments kept per connection for the dashboard's timeline panel.
+# NOTE: memory grows with open connections times this (a few hundred bytes a
+# segment), and a long connection's panel stops at its first 2,000 segments.
 LIVE_MAX_SEGMENTS = 2000
 
 
@@ -265,6 +267,11 @@ class LiveSession:
         if options.backend == Backend.tshark:
             from tcpwatch.capture import tshark
 
+            if options.user:
+                raise UsageError(
+                    "--user works with the native backend only: with --backend "
+                    "tshark, dumpcap and tshark run as the user who started tcpwatch"
+                )
             tshark.require_tshark()
             source = tshark.TsharkLiveSource(
                 options.interface,
