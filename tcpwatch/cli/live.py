@@ -71,11 +71,15 @@ SnaplenOption = Annotated[
 ]
 CountOption = Annotated[
     int,
-    typer.Option("--count", "-c", min=0, help="Stop after this many packets."),
+    typer.Option(
+        "--count", "-c", min=0, help="Stop after this many packets (0: no limit)."
+    ),
 ]
 DurationOption = Annotated[
     float,
-    typer.Option("--duration", min=0.0, help="Stop after this many seconds."),
+    typer.Option(
+        "--duration", min=0.0, help="Stop after this many seconds (0: no limit)."
+    ),
 ]
 WriteOption = Annotated[
     Path | None,
