@@ -665,3 +665,28 @@ def test_live_unknown_user_is_rejected() -> None:
     )
     assert result.returncode == 2
     assert "user 'no-such-user-x' not found" in result.stderr
+
+
+def test_live_warns_while_kernel_drops() -> None:
+    root = Path(__file__).resolve().parent.parent
+    capture = Capture(
+        ["lo", "-f", "tcp and net 127.77.0.0/16", "--format", "json", "-B", "2048"]
+    )
+    capture.wait_listening()
+    # 200,000 packets/s is several times what tcpwatch analyses per second,
+    # so a 2 MiB ring (about 12,000 of these packets) overflows.
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.live_throughput", "--send", "200000", "3"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    time.sleep(1)
+    capture.stop()
+    assert capture.process.returncode == 0, capture.stderr
+    assert "packets dropped by kernel so far" in capture.stderr
+    final = [
+        line for line in capture.stderr.splitlines() if "dropped by kernel" in line
+    ]
+    assert not final[-1].startswith("0 ")

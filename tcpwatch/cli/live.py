@@ -353,9 +353,11 @@ class LiveSession:
         else:
             writer = writers.JsonLinesWriter(sys.stdout)
         sys.stdout.flush()
+        drops = _DropWarnings(feed.status)
         feed.start(batches)
         try:
             while True:
+                drops.check()
                 try:
                     conn = record_queue.get(timeout=0.25)
                 except queue.Empty:
@@ -404,6 +406,34 @@ class LiveSession:
         noun = "connection" if status.finished == 1 else "connections"
         lines.append(f"{status.finished:,} {noun}; {status.decode.summary()}")
         print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+class _DropWarnings:
+    """Warn on stderr while the kernel drops packets, at most every few seconds.
+
+    The dashboard shows the drop count in its header. Without it, this keeps
+    drops from going unnoticed until the closing summary.
+    """
+
+    INTERVAL = 5.0
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        self.reported = 0
+        self.next_time = 0.0
+
+    def check(self) -> None:
+        dropped = self.status.dropped or 0
+        now = time.monotonic()
+        if dropped > self.reported and now >= self.next_time:
+            print(
+                f"tcpwatch: {dropped:,} packets dropped by kernel so far; "
+                "a larger --buffer-size or a narrower --filter can help",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.reported = dropped
+            self.next_time = now + self.INTERVAL
 
 
 def _announce(batches: Iterator[Any], message: str) -> Iterator[Any]:
