@@ -15,7 +15,7 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -327,19 +327,27 @@ def _read(
 
 
 def print_report(
-    report: "AuditReport", sources: list[str], output_format: AuditFormat
+    report: "AuditReport",
+    sources: list[str],
+    output_format: AuditFormat,
+    stream: TextIO | None = None,
 ) -> None:
-    """Print the report on standard output as a rich report or one JSON document."""
+    """Print the report as a rich report or one JSON document.
+
+    ``stream`` defaults to standard output; ``tcpwatch live`` passes standard
+    error when standard output carries connection records.
+    """
     from rich.console import Console
 
     from tcpwatch.audit.report import AuditView, report_json
 
+    stream = stream or sys.stdout
     if output_format == AuditFormat.json:
-        json.dump(report_json(report, sources), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        json.dump(report_json(report, sources), stream, indent=2)
+        stream.write("\n")
         return
     from tcpwatch.cli.read import terminal_width
 
-    console = Console(file=sys.stdout, highlight=False)
+    console = Console(file=stream, highlight=False)
     width = None if console.is_terminal else terminal_width()
     console.print(AuditView(report, sources), width=width, crop=False)

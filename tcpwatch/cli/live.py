@@ -139,6 +139,33 @@ BufferOption = Annotated[
 ]
 
 
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        help="TOML firewall policy to audit every connection against.",
+        show_default=False,
+    ),
+]
+TerraformOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy-from-terraform",
+        help="Terraform file whose aws_security_group resources are the policy.",
+        show_default=False,
+    ),
+]
+MemberOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--member",
+        "-m",
+        help="NAME=CIDR: hosts of the aws_security_group with label NAME; repeatable.",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command("live")(live)
 
@@ -157,11 +184,17 @@ def live(
     backend: BackendOption = Backend.native,
     idle_timeout: IdleTimeoutOption = 300.0,
     buffer_size: BufferOption = 32768,
+    policy: PolicyOption = None,
+    policy_from_terraform: TerraformOption = None,
+    member: MemberOption = None,
 ) -> None:
     """Capture on an interface and show TCP connections as they happen.
 
     Needs root or CAP_NET_RAW. Stop with Ctrl-C: the --write file is complete,
-    and the summary and the connection records are printed.
+    and the summary and the connection records are printed. With --policy or
+    --policy-from-terraform, every connection is also audited against the
+    firewall rules, the audit report is printed at the end, and the exit
+    status is 1 when traffic went through a hole in the rules.
     """
     if interface and interface_option and interface != interface_option:
         raise UsageError(
@@ -188,7 +221,14 @@ def live(
         idle_timeout=idle_timeout,
         buffer_size=buffer_size * 1024,
     )
-    raise typer.Exit(LiveSession(options).run())
+    session = LiveSession(options)
+    if policy or policy_from_terraform or member:
+        from tcpwatch.cli.audit import load_policy_option
+
+        session.audit_policy = load_policy_option(
+            policy, policy_from_terraform, member or []
+        )
+    raise typer.Exit(session.run())
 
 
 @dataclass
@@ -217,6 +257,8 @@ class LiveSession:
         )
         self._close_source: Callable[[], None] = lambda: None
         self._listening = ""
+        self.audit_policy: Any = None
+        """The firewall policy to audit connections against, if any."""
 
     def run(self) -> int:
         """Run until a limit, a signal or q; return the exit status."""
@@ -246,6 +288,7 @@ class LiveSession:
 
             feed = FrameFeed(tracker, status, record_queue.put, decoded=decoded)
         feed.source_stops = True
+        audit = self._attach_audit(feed)
         stop = feed.stop
         batches = self._open_source(status, stop)
         if not self.dashboard_mode:
@@ -262,7 +305,39 @@ class LiveSession:
                 stop.set()
                 self._close_source()
                 self._print_summary(status)
+        if audit is not None:
+            return self._report_audit(audit)
         return 0
+
+    def _attach_audit(self, feed: Any) -> Any:
+        """Chain a ``ConnectionAudit`` in front of the feed's finished callback."""
+        if self.audit_policy is None:
+            return None
+        from tcpwatch.cli.audit import ConnectionAudit
+
+        audit = ConnectionAudit(self.audit_policy)
+        forward = feed.on_finished
+
+        def finished(conn: Any) -> None:
+            audit.finished(conn)
+            if forward is not None:
+                forward(conn)
+
+        feed.on_finished = finished
+        return audit
+
+    def _report_audit(self, audit: Any) -> int:
+        """Print the audit report and return 1 if a hole was found, else 0.
+
+        The report goes to standard error when standard output carries
+        connection records, so ``| jq`` still reads only records.
+        """
+        from tcpwatch.cli.audit import AuditFormat, FailOn, audit_status, print_report
+
+        report = audit.report()
+        stream = sys.stdout if self.dashboard_mode else sys.stderr
+        print_report(report, [self.options.interface], AuditFormat.report, stream)
+        return audit_status(report, {FailOn.hole})
 
     # -- sources -------------------------------------------------------------
 
