@@ -51,7 +51,7 @@ class Segment(NamedTuple):
     payload_len: int
     """TCP payload length taken from the IP header, captured or not."""
     ip_len: int
-    """Length of the IP packet on the wire (IPv4 total length; IPv6 40 + payload length)."""
+    """Length of the IP packet on the wire: IPv4 total length, or IPv6 40 + payload."""
     options: bytes
     """Raw TCP option bytes as captured (may be cut short by the snaplen)."""
     payload: bytes
