@@ -467,3 +467,16 @@ def test_analysis_unseen_bytes_still_count_as_sent():
     assert marks_of(conn, ack) == analysis.ACKED_UNSEEN
     # As in Zeek, acknowledged bytes count as sent even when not captured.
     assert record["orig_bytes"] == 100
+
+
+def test_analysis_quick_resend_after_ack_is_retransmission():
+    # Seen on a path with a round trip of microseconds: the sender resends a
+    # segment 8 us after the first copy, and the peer's ACK came in between.
+    talk = established()
+    data = talk.client(PSH | ACK, 1000, at=1.0)
+    talk.server(ACK, at=1.000004)
+    again = data._replace(ts=1.000008)
+    talk.segments.append(again)
+    conn, record = run(talk)
+    assert marks_of(conn, again) == analysis.SPURIOUS_RETRANSMISSION
+    assert record["orig_duplicate_captures"] == 0

@@ -61,12 +61,13 @@ DEFAULT_REORDER_WINDOW = 0.003
 # A fast retransmission follows the duplicate ACKs within this long.
 FAST_RETRANSMISSION_WINDOW = 0.02
 
-# A segment identical to the one just before it in the capture (addresses,
-# ports, sequence and ACK numbers, flags, window, options and length), at most
-# this long after it, is the same packet captured twice. A sender cannot
-# repeat itself that fast: a timeout retransmission waits at least 1 s by
-# RFC 6298 (200 ms in Linux), and fast retransmissions follow the peer's
-# duplicate ACKs, which would have been captured in between.
+# A segment identical to its sender's previous one (sequence and ACK numbers,
+# flags, window, options and length), at most this long after it and with no
+# segment from the peer in between, is the same packet captured twice. A
+# timeout retransmission waits far longer (at least 1 s by RFC 6298, 200 ms
+# in Linux). Faster resends answer a peer segment, which comes in between.
+# Once a connection is known to be captured twice, the peer condition is
+# dropped, because the peer's copies interleave with the sender's.
 DUPLICATE_CAPTURE_WINDOW = 0.001
 
 
@@ -98,7 +99,9 @@ def analyze_data(
         return 0
     if rel_seq < sender.last:
         end = rel_seq + seg_len
-        if end <= sender.ack:
+        if end <= sender.ack and not flags & SYN:
+            # A repeated SYN whose SYN-ACK was already seen is a plain
+            # retransmission, as Wireshark marks it: the SYN-ACK was lost.
             return SPURIOUS_RETRANSMISSION
         if (
             receiver.dup_ack_run >= 2
@@ -108,9 +111,14 @@ def analyze_data(
         ):
             return FAST_RETRANSMISSION
         if (
-            fills_hole(sender, rel_seq, end)
-            and ts - sender.advance_time <= reorder_window
+            end != sender.last
+            and fills_hole(sender, rel_seq, end)
+            and round((ts - sender.advance_time) * 1e6) < round(reorder_window * 1e6)
         ):
+            # Wireshark also requires that the segment does not end where the
+            # highest one did: that would be the same segment sent again. The
+            # times are compared in whole microseconds, because a float of
+            # seconds since 1970 carries only about 0.2 us of precision.
             return OUT_OF_ORDER
         return RETRANSMISSION
     if rel_seq > sender.last and sender.last > 0:

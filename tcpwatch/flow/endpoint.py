@@ -12,11 +12,15 @@ SYN had been seen just before the first segment, so relative numbering and
 byte counts work the same way.
 """
 
+from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.states import EndpointState
 
 SEQ_MOD = 1 << 32
 SEQ_HALF = 1 << 31
 SEQ_MASK = SEQ_MOD - 1
+
+NO_SEGMENT = Segment(float("nan"), b"", b"", -1, -1, -1, -1, 0, 0, 0, 0, b"", b"")
+"""Stands for "no previous segment": it matches no real one (its time is NaN)."""
 
 # A content-gap model keeps at most this many out-of-order ranges per side;
 # past it, the oldest range is forgotten (its bytes may later count as a gap).
@@ -78,6 +82,8 @@ class Endpoint:
         "duplicate_captures",
         "sack_segments",
         "fast_open",
+        "prev_seg",
+        "prev_peer_pkts",
         "pending_ack",
         "pending_index",
         "pending_report",
@@ -161,6 +167,10 @@ class Endpoint:
         """Segments from this side that carried SACK blocks (RFC 2018)."""
         self.fast_open: str | None = None
         """TCP Fast Open use on this side's SYN: ``cookie_request``, ``cookie``."""
+        self.prev_seg = NO_SEGMENT
+        """This side's previous segment, to recognise a copy captured twice."""
+        self.prev_peer_pkts = 0
+        """The peer's packet count when ``prev_seg`` was seen."""
         self.pending_ack = 0
         """Relative: an ACK from the peer beyond all data seen from this side.
 

@@ -81,9 +81,6 @@ DEFAULT_MAX_SEGMENTS = 20000
 
 _SWEEP_INTERVAL = 1.0
 
-# Stands for "no previous segment" (it matches no real one: its time is NaN).
-_NO_SEGMENT = Segment(float("nan"), b"", b"", -1, -1, -1, -1, 0, 0, 0, 0, b"", b"")
-
 
 class FlowTracker:
     """Rebuild TCP connections from segments.
@@ -119,7 +116,6 @@ class FlowTracker:
         self.connections = 0
         self.reordered = 0
         """Segments whose timestamp was earlier than one before them."""
-        self._prev_seg = _NO_SEGMENT
 
     # -- public API -------------------------------------------------------
 
@@ -282,34 +278,6 @@ class FlowTracker:
             self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
             return
 
-        # A copy of the previous segment in the capture, captured a second
-        # time, is counted as Zeek counts it (packets, history) but not
-        # analysed again. Identical pure ACKs are also what a receiver sends
-        # as duplicate ACKs in a burst, so they count as copies only once the
-        # capture is known to double this connection's packets.
-        prev = self._prev_seg
-        self._prev_seg = seg
-        duplicate = (
-            seg.seq == prev.seq
-            and seg.ack == prev.ack
-            and seg.sport == prev.sport
-            and seg.dport == prev.dport
-            and seg.flags == prev.flags
-            and seg.payload_len == prev.payload_len
-            and seg.window == prev.window
-            and (
-                seg.payload_len > 0
-                or seg.flags & (SYN | FIN | RST) != 0
-                or conn.doubled
-            )
-            and ts - prev.ts <= analysis.DUPLICATE_CAPTURE_WINDOW
-            and seg.src == prev.src
-            and seg.dst == prev.dst
-            and seg.options == prev.options
-        )
-        if duplicate:
-            conn.doubled = True
-
         flags = seg.flags
         length = seg.payload_len
         seg_len = length
@@ -319,6 +287,31 @@ class FlowTracker:
             seg_len += 1
         if flags & RST:
             seg_len -= length  # data on a RST is not part of the stream
+        # A copy of the sender's previous segment, captured a second time, is
+        # counted as Zeek counts it (packets, history) but not analysed again.
+        # A sender also repeats itself at once in answer to the peer (a
+        # SYN-ACK to a repeated SYN, duplicate ACKs to out-of-order data, a
+        # resend after an ACK on a path with a round trip of microseconds).
+        # So with a peer segment in between, or for a pure ACK, an identical
+        # segment is a copy only once the capture is known to double this
+        # connection's packets.
+        prev = endpoint.prev_seg
+        endpoint.prev_seg = seg
+        peer_between = peer.pkts != endpoint.prev_peer_pkts
+        endpoint.prev_peer_pkts = peer.pkts
+        duplicate = (
+            seg.seq == prev.seq
+            and seg.ack == prev.ack
+            and flags == prev.flags
+            and length == prev.payload_len
+            and seg.window == prev.window
+            and (conn.doubled or (seg_len > 0 and not peer_between))
+            and ts - prev.ts <= analysis.DUPLICATE_CAPTURE_WINDOW
+            and seg.options == prev.options
+        )
+        if duplicate:
+            conn.doubled = True
+
         first = endpoint.state == INACTIVE
         marks = analysis.DUPLICATE_CAPTURE if duplicate else 0
         if first:
@@ -340,7 +333,12 @@ class FlowTracker:
                 endpoint.sack_segments += 1
         self._update_window(conn, endpoint, peer, seg, flags)
 
-        if not first and not seq_underflow and not duplicate:
+        if (
+            not first
+            and not seq_underflow
+            and not duplicate
+            and not (flags & SYN and _answers_crossing_syn(endpoint, flags))
+        ):
             marks |= analysis.analyze_data(
                 endpoint,
                 peer,
@@ -842,10 +840,6 @@ class FlowTracker:
         """Record the SYN-ACK and the ACK that completes the handshake."""
         if flags & SYN and flags & ACK and not is_orig and conn.synack_time is None:
             conn.synack_time = ts
-            syn_times = conn.orig.syn_times
-            if syn_times and ts > syn_times[-1]:
-                # Wireshark's out-of-order window is the handshake round trip.
-                conn.reorder_window = ts - syn_times[-1]
         elif (
             is_orig
             and flags & ACK
@@ -855,6 +849,12 @@ class FlowTracker:
             and rel_ack >= 1
         ):
             conn.handshake_ack_time = ts
+            syn_times = conn.orig.syn_times
+            if syn_times and ts > syn_times[-1]:
+                # Wireshark's out-of-order window: its initial round-trip time,
+                # from the last SYN to the ACK that completes the handshake,
+                # which is the same wherever the capture point is.
+                conn.reorder_window = ts - syn_times[-1]
 
     def _keep(
         self,
@@ -935,6 +935,19 @@ def _note_fast_open(
     elif peer.fast_open == "data":
         acked = (seg.ack - peer.isn) & SEQ_MASK
         peer.fast_open = "accepted" if acked > 1 else "not_accepted"
+
+
+def _answers_crossing_syn(endpoint: Endpoint, flags: int) -> bool:
+    """Return whether a SYN-ACK answers the peer's SYN in a simultaneous open.
+
+    RFC 9293 section 3.5, figure 8: each side that sent a SYN answers the
+    other's with a SYN-ACK repeating its own ISN. That is not a retransmission.
+    """
+    return (
+        bool(flags & ACK)
+        and len(endpoint.synack_times) == 1
+        and bool(endpoint.syn_times)
+    )
 
 
 def _is_clean(endpoint: Endpoint) -> bool:
