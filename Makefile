@@ -26,10 +26,12 @@ run: venv
 
 # Debian packages the test suite uses, as command:package pairs: real
 # captures (tcpdump), the tshark backend (tshark), terminal checks (tmux),
-# network namespaces (iproute2).
+# network namespaces (iproute2), packet loss in them (nftables), reading the
+# Zeek log with zeek-cut's predecessor bro-cut (bro-aux).
 system-deps:
 	@missing=""; \
-	for pair in tcpdump:tcpdump tshark:tshark tmux:tmux ip:iproute2; do \
+	for pair in tcpdump:tcpdump tshark:tshark tmux:tmux ip:iproute2 nft:nftables \
+		bro-cut:bro-aux; do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
