@@ -38,15 +38,21 @@ def test_reorder_equal_stamps_keep_file_order():
     assert [segment.seq for segment in released] == [seg.seq for seg in segments]
 
 
-def test_reorder_beyond_horizon_is_late():
-    segments = stream(1.0, 5.0, 2.0)
-    buffer = ReorderBuffer(horizon=1.0)
-    assert stamps(list(buffer.ordered(segments))) == [1.0, 2.0, 5.0]
-    assert buffer.late == 0
+def test_reorder_in_order_window_ignores_time():
     segments = stream(1.0, 5.0, 6.5, 2.0)
     buffer = ReorderBuffer(horizon=1.0)
-    assert stamps(list(buffer.ordered(segments))) == [1.0, 5.0, 2.0, 6.5]
-    assert buffer.reordered == 1
+    assert stamps(list(buffer.ordered(segments))) == [1.0, 2.0, 5.0, 6.5]
+    assert buffer.late == 0
+
+
+def test_reorder_beyond_horizon_is_late():
+    # The swap at 1.1 widens the window; from then on a segment waits at
+    # most ``horizon`` seconds of capture time.
+    segments = stream(1.0, 1.2, 1.1, 5.0, 6.5, 2.0)
+    buffer = ReorderBuffer(horizon=1.0, capacity=100)
+    released = stamps(list(buffer.ordered(segments)))
+    assert released == [1.0, 1.1, 1.2, 5.0, 2.0, 6.5]
+    assert buffer.reordered == 2
     assert buffer.late == 1
 
 

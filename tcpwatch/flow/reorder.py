@@ -15,9 +15,9 @@ caches, and an in-order file, the usual case, needs no sorting. (Holding
 benchmark capture about a quarter slower in CPU time.) A segment found out of
 order widens the window to ``capacity`` segments or ``horizon`` seconds of
 capture time, whichever is reached first. After ``capacity`` segments in a
-row in order, the window narrows again. A segment stamped earlier than one
-already released cannot be put back in place: it is released at once and
-counted in ``late``.
+row in order, the window narrows again to 64 segments, whatever their times.
+A segment stamped earlier than one already released cannot be put back in
+place: it is released at once and counted in ``late``.
 """
 
 import bisect
@@ -74,10 +74,16 @@ class ReorderBuffer:
             if ts >= newest:
                 newest = ts
                 append(segment)
-                if window > narrow:
-                    in_order += 1
-                    if in_order > wide:
-                        window = narrow
+                if window == narrow:
+                    # The usual case, kept short: release the oldest.
+                    if len(held) > narrow:
+                        first = popleft()
+                        released = first.ts
+                        yield first
+                    continue
+                in_order += 1
+                if in_order > wide:
+                    window = narrow
             else:
                 self.reordered += 1
                 window = wide
