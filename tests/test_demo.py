@@ -243,3 +243,16 @@ def test_demo_without_root_synthesises(tmp_path: Path):
     assert "These packets are synthesised with scapy" in output
     assert "capturing on loopback needs root" in output
     assert "verdict: closed cleanly" in done.stdout
+
+
+def test_demo_write_to_missing_directory_fails_first(tmp_path: Path):
+    target = tmp_path / "missing" / "demo.pcap"
+    result = CliRunner().invoke(
+        app, ["demo", "refused", "--synthesise", "-w", str(target)]
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert str(target) in result.output
+    # The check comes before the lesson, so nothing of it was printed.
+    assert "SYN" not in result.output
+    assert "Traceback" not in result.output

@@ -83,6 +83,11 @@ def demo(
 ) -> None:
     """Show a TCP connection step by step, captured live as root or synthesised."""
     try:
+        from tcpwatch.cli.paths import check_output_path
+
+        for path, option in ((write, "--write"), (svg, "--svg"), (html, "--html")):
+            if path is not None:
+                check_output_path(path, option)
         views = TimelineOptions(explain=explain, lang=lang, svg=svg, html=html)
         _demo(scenario, list_scenarios, write, views, full, synthesise)
     except TcpwatchError as error:
@@ -135,7 +140,12 @@ def _demo(
                 console.print(dropped, style="yellow")
         status = _show(capture.path, views, full=full)
         if write is not None:
-            shutil.copyfile(capture.path, write)
+            from tcpwatch.cli.paths import write_failed
+
+            try:
+                shutil.copyfile(capture.path, write)
+            except OSError as error:
+                raise write_failed(write, "--write", error) from None
             console.print(cat.text("demo.saved", path=str(write)), style="dim")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
