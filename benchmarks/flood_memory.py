@@ -1,12 +1,14 @@
 """Peak memory of ``tcpwatch read`` on a SYN flood: many half-open connections.
 
     python -m benchmarks.flood_memory [--sizes 10000 100000 1000000] [--runs 1]
+        [--max-connections N]
 
 For each size N the benchmark writes a pcap of N SYN segments from N distinct
 source addresses to one server port, one microsecond apart, with no SYN-ACK
 ever sent back. So all N connections are half-open and tracked at once until
-the capture ends. It then runs ``tcpwatch read FILE --format json`` as a child
-process and takes its peak memory, the maximum resident set size that
+the capture ends. It then runs ``tcpwatch read FILE --format json
+--max-connections N`` as a child process (N is 0, no limit, unless given) and
+takes its peak memory, the maximum resident set size that
 ``wait4`` reports. The same command on a one-SYN file gives the baseline
 (the interpreter and imports), and the difference divided by N is the memory
 per tracked connection. The JSON output is counted, to check that every
@@ -23,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import struct
 import subprocess
@@ -83,15 +86,18 @@ def write_flood(path: Path, count: int) -> None:
 class Run:
     connections: int
     records: int
+    evicted: int
     seconds: float
     max_rss_kib: int
 
 
-def read_flood(path: Path) -> Run:
+def read_flood(path: Path, max_connections: int) -> Run:
     """Run ``tcpwatch read --format json`` on ``path`` and measure it."""
     started = time.perf_counter()
+    command = [sys.executable, "-m", "tcpwatch", "read", str(path), "--format", "json"]
+    command += ["--max-connections", str(max_connections)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tcpwatch", "read", str(path), "--format", "json"],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -104,32 +110,40 @@ def read_flood(path: Path) -> Run:
     if process.returncode != 0:
         raise RuntimeError(f"tcpwatch read failed on {path}: {stderr}")
     connections = int(stderr.split(" ", 1)[0].replace(",", ""))
+    evicted = re.search(r"([\d,]+) connections? evicted", stderr)
+    evicted_count = int(evicted.group(1).replace(",", "")) if evicted else 0
     # ru_maxrss is in KiB on Linux.
-    return Run(connections, records, seconds, int(usage.ru_maxrss))
+    return Run(connections, records, evicted_count, seconds, int(usage.ru_maxrss))
 
 
 @dataclass
 class Result:
     size: int
+    max_connections: int
     connections: int
     records: int
+    evicted: int
     seconds: float
     max_rss_mib: float
     baseline_mib: float
     bytes_per_connection: float
 
 
-def measure(size: int, runs: int, baseline_kib: int, directory: Path) -> Result:
+def measure(
+    size: int, runs: int, baseline_kib: int, directory: Path, max_connections: int
+) -> Result:
     path = directory / f"flood-{size}.pcap"
     write_flood(path, size)
-    measured = [read_flood(path) for _ in range(runs)]
+    measured = [read_flood(path, max_connections) for _ in range(runs)]
     path.unlink()
     peak = int(statistics.median(run.max_rss_kib for run in measured))
     first = measured[0]
     return Result(
         size=size,
+        max_connections=max_connections,
         connections=first.connections,
         records=first.records,
+        evicted=first.evicted,
         seconds=statistics.median(run.seconds for run in measured),
         max_rss_mib=peak / 1024,
         baseline_mib=baseline_kib / 1024,
@@ -139,14 +153,16 @@ def measure(size: int, runs: int, baseline_kib: int, directory: Path) -> Result:
 
 def markdown(results: list[Result]) -> str:
     lines = [
-        "| half-open connections | reported | time | peak RSS | above baseline "
-        "| per connection |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| SYNs | --max-connections | reported | evicted | time | peak RSS "
+        "| above baseline | per SYN |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         above = result.max_rss_mib - result.baseline_mib
+        limit = f"{result.max_connections:,}" if result.max_connections else "none"
         lines.append(
-            f"| {result.size:,} | {result.records:,} | {result.seconds:.1f} s "
+            f"| {result.size:,} | {limit} | {result.records:,} "
+            f"| {result.evicted:,} | {result.seconds:.1f} s "
             f"| {result.max_rss_mib:,.0f} MiB | {above:,.0f} MiB "
             f"| {result.bytes_per_connection:,.0f} B |"
         )
@@ -157,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--runs", type=int, default=1, help="runs per size (median)")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=0,
+        help="passed to tcpwatch read; 0 (the default here) tracks every SYN",
+    )
     args = parser.parse_args(argv)
 
     results = []
@@ -164,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(name)
         one = directory / "one.pcap"
         write_flood(one, 1)
-        baseline = int(statistics.median(read_flood(one).max_rss_kib for _ in range(3)))
+        baseline = int(
+            statistics.median(read_flood(one, 0).max_rss_kib for _ in range(3))
+        )
         for size in args.sizes:
-            result = measure(size, args.runs, baseline, directory)
+            result = measure(size, args.runs, baseline, directory, args.max_connections)
             print(
                 f"{size:,} SYNs: peak {result.max_rss_mib:,.0f} MiB, "
                 f"{result.bytes_per_connection:,.0f} B per connection, "

@@ -169,6 +169,7 @@ def _add(total: ReadResult, part: ReadResult) -> None:
     total.errors.extend(part.errors)
     total.reordered += part.reordered
     total.reordered_late += part.reordered_late
+    total.evicted += part.evicted
     stats, more = total.stats, part.stats
     stats.frames += more.frames
     stats.tcp += more.tcp

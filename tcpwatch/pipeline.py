@@ -40,6 +40,8 @@ class ReadResult:
     """Segments recorded with a timestamp earlier than one before them."""
     reordered_late: int = 0
     """Reordered segments too far out of place to be put back in order."""
+    evicted: int = 0
+    """Connections finished early because the tracker's table was full."""
 
 
 def read_captures(
@@ -86,6 +88,7 @@ def read_captures(
     result.errors = list(capture.errors)
     result.reordered = reorder.reordered
     result.reordered_late = reorder.late
+    result.evicted = tracker.evicted
     for error in result.errors:
         logger.debug("read.failed path=%s error=%s", error.path, error)
     return result

@@ -597,11 +597,6 @@ class PipelineRun:
     tracker_connections: int = 0
 
 
-def is_land(segment: Segment) -> bool:
-    """Return whether a segment goes from an address and port to themselves."""
-    return segment.src == segment.dst and segment.sport == segment.dport
-
-
 def run_pipeline(
     frames: Iterable[Frame],
     *,
@@ -617,12 +612,6 @@ def run_pipeline(
 
     def counted(segments: Iterable[Segment]) -> Iterator[Segment]:
         for segment in segments:
-            # NOTE: segments from an address and port to themselves (a LAND
-            # packet) make the tracker raise KeyError when the connection
-            # finishes; test_fuzz_tracker_land_segment_finishes tracks it.
-            # Drop this filter when that test passes.
-            if is_land(segment):
-                continue
             run.segments += 1
             if not segment.bad_checksum:
                 run.ip_bytes += segment.ip_len

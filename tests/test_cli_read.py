@@ -205,3 +205,34 @@ def test_read_table_in_japanese(capture: Path):
     assert "完了" in result.output
     assert "拒否" in result.output
     assert "complete" not in result.output
+
+
+def test_read_max_connections_evicts_and_reports(tmp_path: Path):
+    from scripted import Conversation, write_pcap
+
+    from tcpwatch.capture.segment import SYN
+
+    segments = [
+        Conversation(client_port=40000 + index).client(SYN, at=1.0 + index / 1000)
+        for index in range(30)
+    ]
+    path = tmp_path / "syns.pcap"
+    write_pcap(segments, str(path))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(path), "-F", "json"]
+        + ["--max-connections", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    reasons = [record["end_reason"] for record in records]
+    assert reasons == ["evicted"] * 20 + ["open"] * 10
+    assert [record["id.orig_p"] for record in records[:20]] == list(range(40000, 40020))
+    summary = done.stderr.splitlines()[-1]
+    assert summary.startswith("30 connections;")
+    assert summary.endswith("; 20 connections evicted at the --max-connections limit")

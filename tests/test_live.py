@@ -690,3 +690,20 @@ def test_live_warns_while_kernel_drops() -> None:
         line for line in capture.stderr.splitlines() if "dropped by kernel" in line
     ]
     assert not final[-1].startswith("0 ")
+
+
+def test_live_max_connections_reports_evictions() -> None:
+    port = free_port()  # nothing listens on it: each attempt is refused
+    capture = Capture(
+        ["lo", "-f", f"tcp port {port}", "--format", "json", "--max-connections", "2"]
+    )
+    capture.wait_listening()
+    for _ in range(4):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+    time.sleep(0.3)
+    records = json_records(capture.stop())
+    assert capture.process.returncode == 0, capture.stderr
+    reasons = sorted(record["end_reason"] for record in records)
+    assert reasons == ["closed", "closed", "evicted", "evicted"]
+    assert "2 connections evicted at the --max-connections limit" in capture.stderr

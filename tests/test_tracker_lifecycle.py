@@ -6,13 +6,14 @@ written to a pcap file and read through the real decoder and pipeline.
 
 from pathlib import Path
 
-from scripted import Conversation, track, track_one, write_pcap
+from scripted import CLIENT, Conversation, track, track_one, write_pcap
 
 from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN, Segment
 from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.endpoint import MAX_HANDSHAKE_TIMES
 from tcpwatch.flow.record import build_record
-from tcpwatch.flow.tracker import FlowTracker
+from tcpwatch.flow.tracker import MAX_REPEATED_LETTERS, FlowTracker
 from tcpwatch.pipeline import read_captures
 
 TFO_COOKIE = bytes([34, 10]) + b"cookie01"
@@ -473,3 +474,113 @@ def test_tracker_half_duplex_capture_verdict():
     assert record["resp_pkts"] == 0
     assert record["orig_bytes"] == 300
     assert record["verdict"].startswith("only the client's side was captured")
+
+
+def test_tracker_full_table_evicts_least_recently_active():
+    tracker = FlowTracker(max_connections=2)
+    first = Conversation(client_port=40001)
+    second = Conversation(client_port=40002)
+    third = Conversation(client_port=40003)
+    tracker.process(first.client(SYN, at=1.0))
+    tracker.process(second.client(SYN, at=2.0))
+    tracker.process(first.client(SYN, at=3.0, seq=1000))  # a retransmitted SYN
+    tracker.process(third.client(SYN, at=4.0))
+
+    evicted = tracker.pop_finished()
+
+    assert [conn.orig_p for conn in evicted] == [40002]
+    assert evicted[0].end_reason == "evicted"
+    assert tracker.evicted == 1
+    assert sorted(conn.orig_p for conn in tracker.active()) == [40001, 40003]
+
+
+def test_tracker_evicted_record():
+    talk = Conversation(client_port=40001)
+    talk.handshake()
+    other = Conversation(client_port=40002)
+    other.client(SYN)
+
+    records = track(talk.segments + other.segments, max_connections=1)
+
+    assert records[0]["end_reason"] == "evicted"
+    assert records[0]["teardown"] == "open"
+    assert records[0]["conn_state"] == "S1"
+    assert records[1]["end_reason"] == "open"
+
+
+def test_tracker_eviction_follows_activity_order():
+    tracker = FlowTracker(max_connections=100)
+    talks = [Conversation(client_port=40000 + index) for index in range(100)]
+    for index, talk in enumerate(talks):
+        tracker.process(talk.client(SYN, at=float(index)))
+    # Touch the even ones again, oldest first: the odd ones are now older.
+    for index in range(0, 100, 2):
+        tracker.process(talks[index].client(SYN, at=100.0 + index, seq=1000))
+    for index in range(50):
+        late = Conversation(client_port=50000 + index)
+        tracker.process(late.client(SYN, at=200.0 + index))
+
+    evicted = [conn.orig_p for conn in tracker.pop_finished()]
+
+    assert evicted == [40000 + index for index in range(1, 100, 2)]
+    assert tracker.evicted == 50
+
+
+def test_tracker_without_connection_limit():
+    tracker = FlowTracker(max_connections=0)
+    for index in range(300):
+        tracker.process(Conversation(client_port=1024 + index).client(SYN))
+
+    assert tracker.pop_finished() == []
+    assert len(list(tracker.active())) == 300
+
+
+def test_tracker_flush_in_activity_order():
+    tracker = FlowTracker()
+    talks = [Conversation(client_port=40000 + index) for index in range(3)]
+    for talk in talks:
+        tracker.process(talk.client(SYN, at=1.0))
+    tracker.process(talks[0].client(SYN, at=2.0, seq=1000))
+
+    finished = tracker.flush()
+
+    assert [conn.orig_p for conn in finished] == [40001, 40002, 40000]
+
+
+def test_tracker_land_segment():
+    land = Segment(1.0, CLIENT, CLIENT, 80, 80, 1000, 0, SYN, 65535, 0, 40, b"", b"")
+    tracker = FlowTracker()
+    tracker.process(land)
+    tracker.process(land._replace(ts=2.0, flags=RST))
+    tracker.expire(20.0)
+
+    finished = tracker.pop_finished()
+
+    assert len(finished) == 1
+    assert finished[0].end_reason == "closed"
+    assert build_record(finished[0])["orig_pkts"] == 2
+
+
+def test_tracker_syn_flood_on_one_tuple_counts_every_syn():
+    talk = Conversation()
+    for index in range(1000):
+        talk.client(SYN, at=float(index), seq=1000)
+
+    record = track_one(talk.segments)
+
+    assert record["syn_retransmissions"] == 999
+    assert len(record["syn_backoffs"]) == MAX_HANDSHAKE_TIMES - 2
+    assert record["handshake_duration"] is None
+    assert record["verdict"] == "no answer: 1000 SYNs over 16 min 39 s"
+
+
+def test_tracker_rst_flood_history_bounded():
+    talk = Conversation()
+    talk.handshake()
+    for index in range(500):
+        talk.client(RST, seq=2000 + index * 10)
+
+    record = track_one(talk.segments)
+
+    assert record["history"].startswith("ShAR")
+    assert len(record["history"]) == MAX_REPEATED_LETTERS

@@ -265,6 +265,7 @@ def read_captures_tshark(
         result.connections += 1
         on_finished(conn)
     result.reordered = tracker.reordered
+    result.evicted = tracker.evicted
     return result
 
 

@@ -128,6 +128,16 @@ IdleTimeoutOption = Annotated[
         help="Seconds without packets after which a connection is finished.",
     ),
 ]
+MaxConnectionsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-connections",
+        min=0,
+        help="Connections tracked at once; a new one beyond this finishes the "
+        "least recently active with end_reason evicted. About 2 KB each when "
+        "half-open. 0 means no limit.",
+    ),
+]
 BufferOption = Annotated[
     int,
     typer.Option(
@@ -183,6 +193,7 @@ def live(
     output_format: FormatOption = LiveFormat.table,
     backend: BackendOption = Backend.native,
     idle_timeout: IdleTimeoutOption = 300.0,
+    max_connections: MaxConnectionsOption = 500_000,
     buffer_size: BufferOption = 32768,
     policy: PolicyOption = None,
     policy_from_terraform: TerraformOption = None,
@@ -220,6 +231,7 @@ def live(
         backend=backend,
         idle_timeout=idle_timeout,
         buffer_size=buffer_size * 1024,
+        max_connections=max_connections,
     )
     session = LiveSession(options)
     if policy or policy_from_terraform or member:
@@ -245,6 +257,7 @@ class LiveOptions:
     backend: Backend
     idle_timeout: float
     buffer_size: int
+    max_connections: int = 500_000
 
 
 class LiveSession:
@@ -259,6 +272,7 @@ class LiveSession:
         self._listening = ""
         self.audit_policy: Any = None
         """The firewall policy to audit connections against, if any."""
+        self.tracker: Any = None
 
     def run(self) -> int:
         """Run until a limit, a signal or q; return the exit status."""
@@ -275,7 +289,9 @@ class LiveSession:
             idle_timeout=options.idle_timeout,
             keep_segments=self.dashboard_mode,
             max_segments=LIVE_MAX_SEGMENTS,
+            max_connections=options.max_connections,
         )
+        self.tracker = tracker
         decoded = options.backend == Backend.tshark
         if self.dashboard_mode:
             from tcpwatch.render.dashboard import Dashboard
@@ -480,7 +496,14 @@ class LiveSession:
             lines.append("kernel drop count not available")
         noun = "connection" if status.finished == 1 else "connections"
         lines.append(f"{status.finished:,} {noun}; {status.decode.summary()}")
+        if self.tracker is not None and self.tracker.evicted:
+            lines.append(_evicted_note(self.tracker.evicted))
         print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _evicted_note(evicted: int) -> str:
+    noun = "connection" if evicted == 1 else "connections"
+    return f"{evicted:,} {noun} evicted at the --max-connections limit"
 
 
 class _DropWarnings:

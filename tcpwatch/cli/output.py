@@ -51,6 +51,7 @@ class OfflineReport:
         separate: bool = False,
         jobs: int = 1,
         backend: str = "native",
+        max_connections: int = 500_000,
     ) -> int:
         """Read ``paths`` and print; return the exit status (1 if a file broke).
 
@@ -67,7 +68,10 @@ class OfflineReport:
         catalogue(self._lang)  # an unknown language fails before reading
         keep = self.timelines or self.output_format == "mermaid"
         make_tracker = partial(
-            FlowTracker, idle_timeout=idle_timeout, keep_segments=keep
+            FlowTracker,
+            idle_timeout=idle_timeout,
+            keep_segments=keep,
+            max_connections=max_connections,
         )
         self.writer = self._make_writer()
         if backend == "tshark":
@@ -102,6 +106,11 @@ class OfflineReport:
         summary = f"{result.connections:,} {noun}; {result.stats.summary()}"
         if result.reordered:
             summary += f"; {result.reordered:,} segments out of timestamp order"
+        if result.evicted:
+            noun = "connection" if result.evicted == 1 else "connections"
+            summary += (
+                f"; {result.evicted:,} {noun} evicted at the --max-connections limit"
+            )
         self.stderr.print(summary, style="dim", soft_wrap=True)
         for error in result.errors:
             self.stderr.print(

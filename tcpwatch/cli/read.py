@@ -8,7 +8,7 @@ from typing import Annotated, NamedTuple
 
 import typer
 
-from tcpwatch.cli.live import Backend
+from tcpwatch.cli.live import Backend, MaxConnectionsOption
 from tcpwatch.errors import TcpwatchError, UsageError
 
 
@@ -148,6 +148,7 @@ def read(
     separate: Separate = False,
     jobs: Jobs = 1,
     backend: ReadBackend = Backend.native,
+    max_connections: MaxConnectionsOption = 500_000,
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
     if backend == Backend.tshark and separate:
@@ -164,6 +165,7 @@ def read(
         separate=separate,
         jobs=jobs,
         backend=backend.value,
+        max_connections=max_connections,
     )
 
 
@@ -204,6 +206,7 @@ def _run(
     separate: bool = False,
     jobs: int = 1,
     backend: str = "native",
+    max_connections: int = 500_000,
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
 
@@ -222,6 +225,7 @@ def _run(
             separate=separate,
             jobs=jobs,
             backend=backend,
+            max_connections=max_connections,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)

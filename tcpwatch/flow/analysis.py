@@ -130,7 +130,7 @@ def fills_hole(sender: Endpoint, start: int, end: int) -> bool:
     """Return whether ``[start, end)`` covers bytes the sender was not seen to send."""
     if start >= sender.reassem and not sender.blocks:
         return start < sender.last
-    for block_start, block_end in sender.blocks:
+    for block_start, block_end in sender.blocks or ():
         if start < block_start:
             return True
         if start < block_end:

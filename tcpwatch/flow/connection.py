@@ -61,6 +61,8 @@ class Connection:
         "doubled",
         "reorder_window",
         "finished",
+        "active_at",
+        "queued_at",
     )
 
     def __init__(
@@ -81,7 +83,8 @@ class Connection:
         self.resp_p = resp_p
         self.orig = Endpoint(True)
         self.resp = Endpoint(False)
-        self.history: list[str] = []
+        self.history = ""
+        """Zeek's history letters so far (``tcpwatch.flow.zeek`` lists them)."""
         self.hist_seen = 0
         self.start_time = start_time
         self.last_time = start_time
@@ -109,6 +112,10 @@ class Connection:
         self.reorder_window = DEFAULT_REORDER_WINDOW
         """Seconds within which a segment filling a hole is out-of-order."""
         self.finished = False
+        self.active_at = 0
+        """The tracker's segment count at this connection's latest segment."""
+        self.queued_at = 0
+        """``active_at`` when the tracker last queued this connection (lazy LRU)."""
 
     def flip(self) -> None:
         """Swap originator and responder (Zeek's ``FlipRoles``), marking ``^``."""
@@ -120,7 +127,7 @@ class Connection:
         low = self.hist_seen & 0xFFFF
         high = self.hist_seen >> 16
         self.hist_seen = (low << 16) | high
-        self.history.append("^")
+        self.history += "^"
         self.flipped = not self.flipped
         if self.segments is not None:
             self.segments = [
@@ -129,7 +136,7 @@ class Connection:
 
     @property
     def history_text(self) -> str:
-        return "".join(self.history)
+        return self.history
 
     @property
     def duration(self) -> float:

@@ -22,6 +22,11 @@ SEQ_MASK = SEQ_MOD - 1
 NO_SEGMENT = Segment(float("nan"), b"", b"", -1, -1, -1, -1, 0, 0, 0, 0, b"", b"")
 """Stands for "no previous segment": it matches no real one (its time is NaN)."""
 
+MAX_HANDSHAKE_TIMES = 16
+"""SYN and SYN-ACK times kept per side. Linux sends at most 7 SYNs and 6
+SYN-ACKs by default (tcp_syn_retries 6, tcp_synack_retries 5), so only a
+flood of them reaches this."""
+
 # A content-gap model keeps at most this many out-of-order ranges per side;
 # past it, the oldest range is forgotten (its bytes may later count as a gap).
 MAX_BLOCKS = 64
@@ -47,14 +52,6 @@ class Endpoint:
         "hist_last_syn",
         "hist_last_fin",
         "hist_last_rst",
-        "rxmt_count",
-        "rxmt_thresh",
-        "win0_count",
-        "win0_thresh",
-        "gap_count",
-        "gap_thresh",
-        "chk_count",
-        "chk_thresh",
         "reassem",
         "blocks",
         "missed_bytes",
@@ -67,20 +64,7 @@ class Endpoint:
         "timestamps",
         "last_ack_sent",
         "last_window_sent",
-        "retransmissions",
-        "out_of_order",
-        "dup_acks",
         "dup_ack_run",
-        "zero_windows",
-        "keepalives",
-        "window_full",
-        "fast_retransmissions",
-        "spurious_retransmissions",
-        "segments_not_captured",
-        "zero_window_probes",
-        "window_updates",
-        "duplicate_captures",
-        "sack_segments",
         "fast_open",
         "prev_seg",
         "prev_peer_pkts",
@@ -92,6 +76,9 @@ class Endpoint:
         "last_time",
         "syn_times",
         "synack_times",
+        "syn_transmissions",
+        "synack_transmissions",
+        "marks",
         "fin_time",
         "rst_time",
         "data_time",
@@ -121,18 +108,13 @@ class Endpoint:
         self.hist_last_syn = -1
         self.hist_last_fin = -1
         self.hist_last_rst = -1
-        self.rxmt_count = 0
-        self.rxmt_thresh = 1
-        self.win0_count = 0
-        self.win0_thresh = 1
-        self.gap_count = 0
-        self.gap_thresh = 1
-        self.chk_count = 0
-        self.chk_thresh = 1
         self.reassem = 1
         """Relative: the next byte the content-gap model expects."""
-        self.blocks: list[list[int]] = []
-        """Relative ``[start, end)`` ranges seen above a hole, sorted by start."""
+        self.blocks: list[list[int]] | None = None
+        """Relative ``[start, end)`` ranges seen above a hole, sorted by start.
+
+        None until the first hole, as most connections never have one.
+        """
         self.missed_bytes = 0
         self.pkts = 0
         self.ip_bytes = 0
@@ -149,22 +131,8 @@ class Endpoint:
         Raw, as Wireshark compares it for duplicate ACKs and window updates,
         also across the SYN, whose window is never scaled.
         """
-        self.retransmissions = 0
-        self.out_of_order = 0
-        self.dup_acks = 0
         self.dup_ack_run = 0
         """Duplicate ACKs in a row, reset by any ACK that moves."""
-        self.zero_windows = 0
-        self.keepalives = 0
-        self.window_full = 0
-        self.fast_retransmissions = 0
-        self.spurious_retransmissions = 0
-        self.segments_not_captured = 0
-        self.zero_window_probes = 0
-        self.window_updates = 0
-        self.duplicate_captures = 0
-        self.sack_segments = 0
-        """Segments from this side that carried SACK blocks (RFC 2018)."""
         self.fast_open: str | None = None
         """TCP Fast Open use on this side's SYN: ``cookie_request``, ``cookie``."""
         self.prev_seg = NO_SEGMENT
@@ -186,14 +154,85 @@ class Endpoint:
         """Time of the segment that last moved ``last`` forward."""
         self.first_time = 0.0
         self.last_time = 0.0
-        self.syn_times: list[float] = []
-        """Times of this side's SYNs without ACK, retransmissions included."""
-        self.synack_times: list[float] = []
-        """Times of this side's SYN-ACKs, retransmissions included."""
+        self.syn_times: tuple[float, ...] = ()
+        """Times of this side's SYNs without ACK, retransmissions included.
+
+        At most ``MAX_HANDSHAKE_TIMES``: past that, the last entry is replaced,
+        so the first and the latest time stay known.
+        """
+        self.synack_times: tuple[float, ...] = ()
+        """Times of this side's SYN-ACKs, retransmissions included; bounded too."""
+        self.syn_transmissions = 0
+        """This side's SYNs without ACK, retransmissions included, not bounded."""
+        self.synack_transmissions = 0
+        """This side's SYN-ACKs, retransmissions included, not bounded."""
+        self.marks: MarkCounts | None = None
+        """Analysis mark counts; None until this side's first marked segment."""
         self.fin_time: float | None = None
         self.rst_time: float | None = None
         self.data_time: float | None = None
         """Time of this side's first payload byte."""
+
+    def mark_counts(self) -> "MarkCounts":
+        """Return this side's mark counts, created on first use."""
+        marks = self.marks
+        if marks is None:
+            marks = self.marks = MarkCounts()
+        return marks
+
+    # Read-only views of the mark counts, 0 while none were made.
+
+    @property
+    def retransmissions(self) -> int:
+        return 0 if self.marks is None else self.marks.retransmissions
+
+    @property
+    def fast_retransmissions(self) -> int:
+        return 0 if self.marks is None else self.marks.fast_retransmissions
+
+    @property
+    def spurious_retransmissions(self) -> int:
+        return 0 if self.marks is None else self.marks.spurious_retransmissions
+
+    @property
+    def out_of_order(self) -> int:
+        return 0 if self.marks is None else self.marks.out_of_order
+
+    @property
+    def segments_not_captured(self) -> int:
+        return 0 if self.marks is None else self.marks.segments_not_captured
+
+    @property
+    def dup_acks(self) -> int:
+        return 0 if self.marks is None else self.marks.dup_acks
+
+    @property
+    def zero_windows(self) -> int:
+        return 0 if self.marks is None else self.marks.zero_windows
+
+    @property
+    def window_full(self) -> int:
+        return 0 if self.marks is None else self.marks.window_full
+
+    @property
+    def zero_window_probes(self) -> int:
+        return 0 if self.marks is None else self.marks.zero_window_probes
+
+    @property
+    def keepalives(self) -> int:
+        return 0 if self.marks is None else self.marks.keepalives
+
+    @property
+    def window_updates(self) -> int:
+        return 0 if self.marks is None else self.marks.window_updates
+
+    @property
+    def duplicate_captures(self) -> int:
+        return 0 if self.marks is None else self.marks.duplicate_captures
+
+    @property
+    def sack_segments(self) -> int:
+        return 0 if self.marks is None else self.marks.sack_segments
 
     def set_state(self, state: EndpointState) -> None:
         if state != self.state:
@@ -235,3 +274,68 @@ class Endpoint:
         if self.fin_count and size > 0:
             size -= 1
         return size if size > 0 else 0
+
+
+class MarkCounts:
+    """How many of one side's segments got each analysis mark.
+
+    Kept apart from ``Endpoint`` and created on the first marked segment, so
+    a connection without anomalies (and a half-open one) does not carry them.
+    The ``*_count`` and ``*_thresh`` pairs are Zeek's logarithmic history
+    counters for the C, G, T and W letters.
+    """
+
+    __slots__ = (
+        "retransmissions",
+        "fast_retransmissions",
+        "spurious_retransmissions",
+        "out_of_order",
+        "segments_not_captured",
+        "dup_acks",
+        "zero_windows",
+        "window_full",
+        "zero_window_probes",
+        "keepalives",
+        "window_updates",
+        "duplicate_captures",
+        "sack_segments",
+        "chk_count",
+        "chk_thresh",
+        "gap_count",
+        "gap_thresh",
+        "rxmt_count",
+        "rxmt_thresh",
+        "win0_count",
+        "win0_thresh",
+    )
+
+    def __init__(self) -> None:
+        self.retransmissions = 0
+        self.fast_retransmissions = 0
+        self.spurious_retransmissions = 0
+        self.out_of_order = 0
+        self.segments_not_captured = 0
+        self.dup_acks = 0
+        self.zero_windows = 0
+        self.window_full = 0
+        self.zero_window_probes = 0
+        self.keepalives = 0
+        self.window_updates = 0
+        self.duplicate_captures = 0
+        self.sack_segments = 0
+        """Segments that carried SACK blocks (RFC 2018)."""
+        self.chk_count = 0
+        self.chk_thresh = 1
+        self.gap_count = 0
+        self.gap_thresh = 1
+        self.rxmt_count = 0
+        self.rxmt_thresh = 1
+        self.win0_count = 0
+        self.win0_thresh = 1
+
+
+def add_time(times: tuple[float, ...], ts: float) -> tuple[float, ...]:
+    """Return ``times`` with ``ts`` added, keeping at most ``MAX_HANDSHAKE_TIMES``."""
+    if len(times) < MAX_HANDSHAKE_TIMES:
+        return (*times, ts)
+    return (*times[:-1], ts)

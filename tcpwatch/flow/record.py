@@ -5,6 +5,7 @@ tcpwatch's own. ``RECORD_FIELDS`` fixes the order for CSV and Zeek TSV.
 """
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from tcpwatch.flow.connection import Connection, format_address
@@ -145,8 +146,14 @@ def is_simultaneous_close(conn: Connection) -> bool:
     return orig.fin_ack < resp.fin_seq and resp.fin_ack < orig.fin_seq
 
 
-def backoffs(times: list[float]) -> list[float]:
-    """Return the gaps between successive transmissions, in seconds."""
+def backoffs(times: Sequence[float], transmissions: int | None = None) -> list[float]:
+    """Return the gaps between successive transmissions, in seconds.
+
+    When more were sent (``transmissions``) than ``times`` keeps, its last
+    entry is the latest of many, so the gap before it is left out.
+    """
+    if transmissions is not None and transmissions > len(times):
+        times = times[:-1]
     return [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
 
 
@@ -181,7 +188,7 @@ def _first_rst_time(conn: Connection) -> float | None:
     return min(times) if times else None
 
 
-def _last_before(times: list[float], limit: float) -> float | None:
+def _last_before(times: Sequence[float], limit: float) -> float | None:
     """Return the latest time in ``times`` not after ``limit``."""
     best = None
     for value in times:
@@ -285,8 +292,8 @@ def build_record(conn: Connection) -> dict[str, Any]:
         "roles_inferred": conn.roles_inferred,
         "verdict": "",
         **{name: _round(value) for name, value in timings.items()},
-        "syn_retransmissions": max(0, len(orig.syn_times) - 1),
-        "synack_retransmissions": max(0, len(resp.synack_times) - 1),
+        "syn_retransmissions": max(0, orig.syn_transmissions - 1),
+        "synack_retransmissions": max(0, resp.synack_transmissions - 1),
         "orig_retransmissions": orig.retransmissions,
         "resp_retransmissions": resp.retransmissions,
         "orig_out_of_order": orig.out_of_order,
@@ -304,8 +311,8 @@ def build_record(conn: Connection) -> dict[str, Any]:
         "sack_permitted": orig.sack_permitted and resp.sack_permitted,
         **{name: _round(value) for name, value in phases.items()},
         "end_reason": conn.end_reason,
-        "syn_backoffs": backoffs(orig.syn_times),
-        "synack_backoffs": backoffs(resp.synack_times),
+        "syn_backoffs": backoffs(orig.syn_times, orig.syn_transmissions),
+        "synack_backoffs": backoffs(resp.synack_times, resp.synack_transmissions),
         "simultaneous_close": is_simultaneous_close(conn),
         "fast_open": fast_open(conn),
         "port_reused": conn.port_reused,

@@ -33,17 +33,35 @@ A connection is finished when:
   retransmitted FINs still belong to it);
 - a new SYN on the same 4-tuple opens a new incarnation (port reuse);
 - nothing is seen on it for ``idle_timeout`` seconds of capture time;
+- the table holds ``max_connections`` connections and a new one starts: the
+  least recently active connection is evicted (``end_reason`` "evicted");
 - the capture ends (``flush``).
+
+The connection table is one ordered dict, keyed by the 4-tuple with the
+lower port first, so both directions find the same entry with one key. Its
+order is a lazy least-recently-active queue: a segment only stamps its
+connection's ``active_at``, and a connection found at the head of the queue
+with a segment since it was queued (``active_at`` above ``queued_at``) is
+moved to the tail then. The head is the least recently active connection
+once it has had no segment since it was queued, because every entry behind
+it was queued, and so last active, later.
 """
 
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterator
+from operator import attrgetter
 
 from tcpwatch.capture.segment import ACK, FIN, RST, SYN, Segment
 from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection, SegmentView
-from tcpwatch.flow.endpoint import MAX_BLOCKS, SEQ_HALF, SEQ_MASK, Endpoint
+from tcpwatch.flow.endpoint import (
+    MAX_BLOCKS,
+    SEQ_HALF,
+    SEQ_MASK,
+    Endpoint,
+    add_time,
+)
 from tcpwatch.flow.options import TcpOptions, parse_options
 from tcpwatch.flow.states import EndpointState
 from tcpwatch.flow.zeek import (
@@ -78,6 +96,21 @@ DEFAULT_CLOSE_DELAY = 5.0
 """Seconds a closed connection waits for late packets (Zeek's tcp_close_delay)."""
 DEFAULT_MAX_SEGMENTS = 20000
 """Segments kept per connection for its timeline; later ones are counted only."""
+DEFAULT_MAX_CONNECTIONS = 500_000
+"""Connections tracked at once before the least recently active is evicted.
+
+A half-open connection takes about 1.9 KB of resident memory (measured with
+benchmarks/flood_memory.py), so a table full of them takes about 1 GB. The
+loopback benchmark corpus, at about 2,300 new connections a second, keeps
+10,000 to 14,000 tracked at a time."""
+
+MAX_REPEATED_LETTERS = 64
+"""History length up to which an S, H, F or R is repeated for a new sequence
+number (Zeek's rule). Past it, a stream of SYNs or RSTs at ever new numbers
+no longer grows the history, because only the once-per-side and the
+logarithmic letters are still added, and those are bounded."""
+
+Key = tuple[bytes, int, bytes, int]
 
 _SWEEP_INTERVAL = 1.0
 
@@ -91,6 +124,8 @@ class FlowTracker:
         close_delay: seconds a closed connection stays to collect late packets.
         keep_segments: keep each connection's segments for timelines.
         max_segments: at most this many segments kept per connection.
+        max_connections: at most this many connections tracked at once; a new
+            one beyond it evicts the least recently active. 0 means no limit.
     """
 
     def __init__(
@@ -100,13 +135,14 @@ class FlowTracker:
         close_delay: float = DEFAULT_CLOSE_DELAY,
         keep_segments: bool = False,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.idle_timeout = idle_timeout
         self.close_delay = close_delay
         self.keep_segments = keep_segments
         self.max_segments = max_segments
-        self._table: dict[tuple[bytes, int, bytes, int], Connection] = {}
-        self._active: OrderedDict[int, Connection] = OrderedDict()
+        self.max_connections = max_connections
+        self._table: OrderedDict[Key, Connection] = OrderedDict()
         self._closing: deque[Connection] = deque()
         self._finished: list[Connection] = []
         self._next_sweep = 0.0
@@ -116,6 +152,8 @@ class FlowTracker:
         self.connections = 0
         self.reordered = 0
         """Segments whose timestamp was earlier than one before them."""
+        self.evicted = 0
+        """Connections finished early because the table was full."""
 
     # -- public API -------------------------------------------------------
 
@@ -130,7 +168,12 @@ class FlowTracker:
         else:
             self.reordered += 1
 
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        # _table_key, inline on the hot path.
+        src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
+        if sport < dport or (sport == dport and src <= dst):
+            key = (src, sport, dst, dport)
+        else:
+            key = (dst, dport, src, sport)
         conn = self._table.get(key)
         reused = False
         if conn is not None and seg.flags & SYN and self._is_reuse(conn, seg):
@@ -139,8 +182,7 @@ class FlowTracker:
             reused = True
         if conn is None:
             conn = self._open(seg, key)
-        else:
-            self._active.move_to_end(conn.number)
+        conn.active_at = self.segments
 
         is_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
         self._update(conn, seg, is_orig)
@@ -155,13 +197,13 @@ class FlowTracker:
 
     def flush(self) -> list[Connection]:
         """End the capture: finish every connection still tracked."""
-        for conn in list(self._active.values()):
+        for conn in self._by_activity():
             self._finish(conn, "closed" if conn.both_done() else "open")
         return self.pop_finished()
 
     def active(self) -> Iterator[Connection]:
         """Iterate over the connections still tracked, least recently active first."""
-        return iter(list(self._active.values()))
+        return iter(self._by_activity())
 
     def expire(self, now: float) -> None:
         """Finish connections that are idle or closed as of capture time ``now``.
@@ -175,7 +217,12 @@ class FlowTracker:
 
     # -- connection table -------------------------------------------------
 
-    def _open(self, seg: Segment, key: tuple[bytes, int, bytes, int]) -> Connection:
+    def _by_activity(self) -> list[Connection]:
+        return sorted(self._table.values(), key=attrgetter("active_at"))
+
+    def _open(self, seg: Segment, key: Key) -> Connection:
+        if self.max_connections and len(self._table) >= self.max_connections:
+            self._evict()
         self.connections += 1
         conn = Connection(
             self.connections, seg.src, seg.sport, seg.dst, seg.dport, seg.ts
@@ -192,10 +239,23 @@ class FlowTracker:
                 conn.flip()
         if self.keep_segments:
             conn.segments = []
+        conn.active_at = conn.queued_at = self.segments
         self._table[key] = conn
-        self._table[(seg.dst, seg.dport, seg.src, seg.sport)] = conn
-        self._active[conn.number] = conn
         return conn
+
+    def _evict(self) -> None:
+        """Finish the least recently active connection to make room for one."""
+        table = self._table
+        while table:
+            key, conn = next(iter(table.items()))
+            if conn.active_at != conn.queued_at:
+                conn.queued_at = conn.active_at
+                table.move_to_end(key)
+                continue
+            self.evicted += 1
+            logger.debug("conn.evicted uid=%s", conn.uid)
+            self._finish(conn, "evicted")
+            return
 
     def _is_reuse(self, conn: Connection, seg: Segment) -> bool:
         """Return whether a SYN on a known 4-tuple opens a new connection.
@@ -246,11 +306,9 @@ class FlowTracker:
                 self._resolve_gap(conn, endpoint)
         conn.finished = True
         conn.end_reason = reason
-        key = (conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)
+        key = _table_key(conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)
         if self._table.get(key) is conn:
             del self._table[key]
-            del self._table[(conn.resp_h, conn.resp_p, conn.orig_h, conn.orig_p)]
-        self._active.pop(conn.number, None)
         self._finished.append(conn)
 
     def _sweep(self, now: float) -> None:
@@ -259,10 +317,15 @@ class FlowTracker:
         while closing and closing[0].last_time + self.close_delay < now:
             conn = closing.popleft()
             self._finish(conn, "closed")
-        active = self._active
+        table = self._table
         limit = now - self.idle_timeout
-        while active:
-            conn = next(iter(active.values()))
+        while table:
+            key, conn = next(iter(table.items()))
+            if conn.active_at != conn.queued_at:
+                # Active since it was queued: requeue it behind the others.
+                conn.queued_at = conn.active_at
+                table.move_to_end(key)
+                continue
             if conn.last_time >= limit:
                 break
             self._finish(conn, "closed" if conn.both_done() else "idle_timeout")
@@ -330,7 +393,7 @@ class FlowTracker:
             # Option kind 5 is SACK; the byte may also be part of another
             # option's value, which the parse sorts out.
             if parse_options(seg.options).sack_blocks:
-                endpoint.sack_segments += 1
+                endpoint.mark_counts().sack_segments += 1
         self._update_window(conn, endpoint, peer, seg, flags)
 
         if (
@@ -485,18 +548,18 @@ class FlowTracker:
             code = "H" if flags & ACK else "S"
             if once(conn, HIST_SYN << shift, code, is_orig):
                 if rel_seq != endpoint.hist_last_syn:
-                    self._add_history(conn, code, is_orig)
+                    _repeat_history(conn, code, is_orig)
             endpoint.hist_last_syn = rel_seq
         elif control == FIN:
             # A FIN's number is the one after any data it carries.
             if once(conn, HIST_FIN << shift, "F", is_orig):
                 if rel_seq + length != endpoint.hist_last_fin:
-                    self._add_history(conn, "F", is_orig)
+                    _repeat_history(conn, "F", is_orig)
             endpoint.hist_last_fin = rel_seq + length
         elif control == RST:
             if once(conn, HIST_RST << shift, "R", is_orig):
                 if rel_seq != endpoint.hist_last_rst:
-                    self._add_history(conn, "R", is_orig)
+                    _repeat_history(conn, "R", is_orig)
             endpoint.hist_last_rst = rel_seq
         elif length:
             once(conn, HIST_DATA << shift, "D", is_orig)
@@ -509,12 +572,8 @@ class FlowTracker:
         if conn.hist_seen & mask:
             return True
         conn.hist_seen |= mask
-        conn.history.append(code if is_orig else code.lower())
+        conn.history += code if is_orig else code.lower()
         return False
-
-    @staticmethod
-    def _add_history(conn: Connection, code: str, is_orig: bool) -> None:
-        conn.history.append(code if is_orig else code.lower())
 
     @staticmethod
     def _scaled_history(
@@ -524,24 +583,26 @@ class FlowTracker:
 
         The letter goes at ``index`` in the history when given, else at the end.
         """
+        counts = endpoint.mark_counts()
         count_attr, thresh_attr = _SCALED[code]
-        count = getattr(endpoint, count_attr) + 1
-        setattr(endpoint, count_attr, count)
-        threshold = getattr(endpoint, thresh_attr)
+        count = getattr(counts, count_attr) + 1
+        setattr(counts, count_attr, count)
+        threshold = getattr(counts, thresh_attr)
         if count == threshold:
             letter = code if endpoint.is_orig else code.lower()
+            history = conn.history
             if index is None:
-                conn.history.append(letter)
+                conn.history = history + letter
             else:
-                conn.history.insert(index, letter)
+                conn.history = history[:index] + letter + history[index:]
                 other = conn.resp if endpoint is conn.orig else conn.orig
                 if other.pending_ack and other.pending_index >= index:
                     other.pending_index += 1
             threshold *= 10
             if threshold > 0xFFFFFFFF:
-                setattr(endpoint, count_attr, 0)
+                setattr(counts, count_attr, 0)
                 threshold = 1
-            setattr(endpoint, thresh_attr, threshold)
+            setattr(counts, thresh_attr, threshold)
 
     def _note_syn(
         self,
@@ -556,9 +617,11 @@ class FlowTracker:
         endpoint.syn_count += 1
         if not duplicate:
             if seg.flags & ACK:
-                endpoint.synack_times.append(seg.ts)
+                endpoint.synack_transmissions += 1
+                endpoint.synack_times = add_time(endpoint.synack_times, seg.ts)
             else:
-                endpoint.syn_times.append(seg.ts)
+                endpoint.syn_transmissions += 1
+                endpoint.syn_times = add_time(endpoint.syn_times, seg.ts)
         _note_fast_open(endpoint, peer, seg, options)
         if options.mss is not None:
             endpoint.mss = options.mss
@@ -831,6 +894,8 @@ class FlowTracker:
                 if block_end > endpoint.reassem:
                     endpoint.reassem = block_end
             return
+        if endpoint.blocks is None:
+            endpoint.blocks = []
         _insert_block(endpoint.blocks, rel_seq, end)
 
     @staticmethod
@@ -888,30 +953,47 @@ def _count_marks(endpoint: Endpoint, marks: int, flags: int) -> None:
     A retransmitted SYN or SYN-ACK is marked for the timeline but counted
     apart, as a handshake retry.
     """
+    counts = endpoint.mark_counts()
     if marks & analysis.ANY_RETRANSMISSION and not flags & SYN:
-        endpoint.retransmissions += 1
+        counts.retransmissions += 1
         if marks & analysis.FAST_RETRANSMISSION:
-            endpoint.fast_retransmissions += 1
+            counts.fast_retransmissions += 1
         elif marks & analysis.SPURIOUS_RETRANSMISSION:
-            endpoint.spurious_retransmissions += 1
+            counts.spurious_retransmissions += 1
     if marks & analysis.OUT_OF_ORDER:
-        endpoint.out_of_order += 1
+        counts.out_of_order += 1
     if marks & analysis.PREVIOUS_SEGMENT_NOT_CAPTURED:
-        endpoint.segments_not_captured += 1
+        counts.segments_not_captured += 1
     if marks & analysis.DUP_ACK:
-        endpoint.dup_acks += 1
+        counts.dup_acks += 1
     if marks & analysis.ZERO_WINDOW:
-        endpoint.zero_windows += 1
+        counts.zero_windows += 1
     if marks & analysis.WINDOW_FULL:
-        endpoint.window_full += 1
+        counts.window_full += 1
     if marks & analysis.ZERO_WINDOW_PROBE:
-        endpoint.zero_window_probes += 1
+        counts.zero_window_probes += 1
     if marks & analysis.KEEP_ALIVE:
-        endpoint.keepalives += 1
+        counts.keepalives += 1
     if marks & analysis.WINDOW_UPDATE:
-        endpoint.window_updates += 1
+        counts.window_updates += 1
     if marks & analysis.DUPLICATE_CAPTURE:
-        endpoint.duplicate_captures += 1
+        counts.duplicate_captures += 1
+
+
+def _repeat_history(conn: Connection, code: str, is_orig: bool) -> None:
+    """Repeat an S, H, F or R letter, up to ``MAX_REPEATED_LETTERS`` letters.
+
+    Departure from Zeek, which repeats them without limit: see the constant.
+    """
+    if len(conn.history) < MAX_REPEATED_LETTERS:
+        conn.history += code if is_orig else code.lower()
+
+
+def _table_key(src: bytes, sport: int, dst: bytes, dport: int) -> Key:
+    """Return the table key of a 4-tuple: the lower port first, then address."""
+    if sport < dport or (sport == dport and src <= dst):
+        return (src, sport, dst, dport)
+    return (dst, dport, src, sport)
 
 
 def _note_fast_open(
@@ -945,8 +1027,8 @@ def _answers_crossing_syn(endpoint: Endpoint, flags: int) -> bool:
     """
     return (
         bool(flags & ACK)
-        and len(endpoint.synack_times) == 1
-        and bool(endpoint.syn_times)
+        and endpoint.synack_transmissions == 1
+        and endpoint.syn_transmissions > 0
     )
 
 

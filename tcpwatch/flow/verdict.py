@@ -28,7 +28,7 @@ def _outcome(conn: Connection, record: dict[str, Any]) -> str:
     handshake = record["handshake"]
     if handshake == "rejected":
         latency = format_seconds(record["reject_latency"])
-        tries = len(conn.orig.syn_times)
+        tries = conn.orig.syn_transmissions
         extra = f" ({tries} SYNs)" if tries > 1 else ""
         return f"server refused: SYN answered by RST after {latency}{extra}"
     if handshake == "no_reply":
@@ -54,9 +54,10 @@ def _no_reply(conn: Connection, record: dict[str, Any]) -> str:
             f"only the client's side was captured ({size} sent): the server's "
             "packets are missing, perhaps routed another way"
         )
-    if len(syn_times) > 1:
+    tries = conn.orig.syn_transmissions
+    if tries > 1:
         span = format_seconds(syn_times[-1] - syn_times[0])
-        return f"no answer: {len(syn_times)} SYNs over {span}"
+        return f"no answer: {tries} SYNs over {span}"
     return "no answer to the SYN"
 
 
@@ -66,10 +67,11 @@ def _incomplete(conn: Connection, record: dict[str, Any]) -> str:
             "handshake did not complete: the server answered the SYN without a SYN-ACK"
         )
     synacks = conn.resp.synack_times
-    if len(synacks) > 1:
+    tries = conn.resp.synack_transmissions
+    if tries > 1:
         span = format_seconds(synacks[-1] - synacks[0])
         return (
-            f"handshake did not complete: {len(synacks)} SYN-ACKs over {span} "
+            f"handshake did not complete: {tries} SYN-ACKs over {span} "
             "were never acknowledged"
         )
     if record["teardown"] in ("reset_by_orig", "reset_by_resp"):

@@ -296,8 +296,8 @@ def _row(conn: Connection, now: float) -> Row:
     retransmissions = (
         orig.retransmissions
         + resp.retransmissions
-        + max(0, len(orig.syn_times) - 1)
-        + max(0, len(resp.synack_times) - 1)
+        + max(0, orig.syn_transmissions - 1)
+        + max(0, resp.synack_transmissions - 1)
     )
     return Row(
         number=conn.number,

@@ -308,9 +308,10 @@ def build_verdict(conn: Connection, record: dict[str, Any], cat: Catalogue) -> s
         return text("verdict.rejected", latency=latency)
     if handshake == "no_reply":
         syn_times = conn.orig.syn_times
-        if len(syn_times) > 1:
+        tries = conn.orig.syn_transmissions
+        if tries > 1:
             span = format_seconds(syn_times[-1] - syn_times[0])
-            return text("verdict.no_reply_tries", tries=len(syn_times), span=span)
+            return text("verdict.no_reply_tries", tries=tries, span=span)
         return text("verdict.no_reply")
     if handshake == "incomplete":
         if conn.synack_time is None:
