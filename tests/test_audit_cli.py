@@ -300,7 +300,7 @@ def test_audit_cli_process_exit_status(crafted: Path, tmp_path: Path) -> None:
         [*command, str(broken), str(crafted)], capture_output=True, text=True
     )
     assert hole.returncode == 1
-    assert "holes: denied by the policy, yet accepted (1)" in hole.stdout
+    assert "holes: denied by the policy, yet accepted (301 connections)" in hole.stdout
     assert invalid.returncode == 2
     assert "groups.web.hosts: missing or empty" in invalid.stderr
 

@@ -315,7 +315,7 @@ def test_audit_loopback_report_text(toml_report: AuditReport) -> None:
     console = Console(file=None, width=160, record=True, color_system=None)
     console.print(AuditView(toml_report))
     text = console.export_text()
-    assert "holes: denied by the policy, yet accepted (2)" in text
+    assert "holes: denied by the policy, yet accepted (3 connections)" in text
     assert "no egress rule of db allows tcp/9000 to hosts outside every group" in text
     assert "vertical scan: 127.8.0.3 probed 20 ports of 127.8.0.30" in text
     assert "20 more findings with 20 attempts on 20000-20019" in text

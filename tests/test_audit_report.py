@@ -56,10 +56,10 @@ def test_report_sections_in_order() -> None:
     positions = [
         text.index(title)
         for title in (
-            "holes: denied by the policy, yet accepted (1)",
-            "broken services: allowed, but refused or unanswered (1)",
-            "blocked: denied, and refused or unanswered (1)",
-            "allowed and accepted (1)",
+            "holes: denied by the policy, yet accepted (1 connection)",
+            "broken services: allowed, but refused or unanswered (1 connection)",
+            "blocked: denied, and refused or unanswered (1 connection)",
+            "allowed and accepted (1 connection)",
             "allowed paths no accepted connection used",
         )
     ]

@@ -71,7 +71,9 @@ class AuditView:
             findings = [f for f in report.findings if f.audit_class == kind]
             if not findings:
                 continue
-            yield _section(CLASS_TITLES[kind], CLASS_STYLES[kind], len(findings))
+            yield _section(
+                CLASS_TITLES[kind], CLASS_STYLES[kind], _connections(findings)
+            )
             # Failed attempts that all came from scanners are summed in one
             # line, so a port scan does not bury the rest. Holes are always listed.
             scanned = [
@@ -87,17 +89,21 @@ class AuditView:
                 yield _scanned_line(scanned, listed=len(scanned) < len(findings))
         allowed = [f for f in report.findings if f.audit_class == AuditClass.ALLOWED]
         if allowed:
-            yield _section(CLASS_TITLES[AuditClass.ALLOWED], "green", len(allowed))
+            yield _section(
+                CLASS_TITLES[AuditClass.ALLOWED], "green", _connections(allowed)
+            )
             yield _allowed_table(allowed)
         if report.unused:
             yield _section("allowed paths no accepted connection used", "magenta", None)
             yield _unused_table(report.unused)
         if report.scans:
-            yield _section("SYN scans", "bold red", len(report.scans))
+            yield _section("SYN scans", "bold red", _count(len(report.scans), "scan"))
             for scan in report.scans:
                 yield _scan_view(scan)
         if report.floods:
-            yield _section("SYN floods", "bold red", len(report.floods))
+            yield _section(
+                "SYN floods", "bold red", _count(len(report.floods), "flood")
+            )
             for flood in report.floods:
                 yield _flood_view(flood)
         if report.not_covered.count:
@@ -138,11 +144,17 @@ class AuditView:
         return table
 
 
-def _section(title: str, style: str, count: int | None) -> Text:
+def _section(title: str, style: str, count: str | None) -> Text:
+    """Return a section heading; ``count`` says what the section counts."""
     text = Text("\n" + title, style=style)
     if count is not None:
-        text.append(f" ({count:,})", style=style)
+        text.append(f" ({count})", style=style)
     return text
+
+
+def _connections(findings: list[Finding]) -> str:
+    """Return how many connections ``findings`` cover, e.g. ``3 connections``."""
+    return _count(sum(finding.count for finding in findings), "connection")
 
 
 def _indented(*parts: RenderableType) -> Padding:
@@ -337,7 +349,7 @@ def _policy_messages(policy: Policy) -> Iterable[RenderableType]:
         yield _section(
             "not read from the policy (the real rules may allow more)",
             "bold yellow",
-            len(policy.unsupported),
+            _count(len(policy.unsupported), "entry").replace("entrys", "entries"),
         )
         for entry in policy.unsupported:
             yield _indented(Text(printable(entry), style="yellow"))
