@@ -236,3 +236,44 @@ def test_read_max_connections_evicts_and_reports(tmp_path: Path):
     summary = done.stderr.splitlines()[-1]
     assert summary.startswith("30 connections;")
     assert summary.endswith("; 20 connections evicted at the --max-connections limit")
+
+
+def test_read_unknown_conn_number_is_an_error(capture: Path):
+    result = runner.invoke(app, ["timeline", str(capture), "--conn", "99"])
+    assert result.exit_code == 2
+    assert "no connection numbered 99" in result.output
+    assert "the capture has 2" in result.output
+
+
+def test_read_unknown_uid_is_an_error(capture: Path):
+    result = runner.invoke(app, ["read", str(capture), "--conn", "Cnosuchuid"])
+    assert result.exit_code == 2
+    assert "no connection with uid Cnosuchuid" in result.output
+    assert "no TCP connections found" not in result.output
+
+
+def test_read_timeline_options_need_table_format(capture: Path):
+    result = runner.invoke(
+        app, ["read", str(capture), "--format", "json", "--svg", "out.svg"]
+    )
+    assert result.exit_code == 2
+    assert "go with the table" in result.output
+
+
+def test_timeline_svg_into_missing_directory(capture: Path, tmp_path: Path):
+    target = tmp_path / "missing" / "out.svg"
+    result = runner.invoke(app, ["timeline", str(capture), "--svg", str(target)])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_read_dash_reads_standard_input(capture: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", "-", "--format", "json"],
+        input=capture.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2

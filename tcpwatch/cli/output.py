@@ -7,6 +7,7 @@ from rich.console import Console
 
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.record import build_record
+from tcpwatch.render.style import printable
 
 # Width for a piped table: wide enough that no cell is cut.
 _PIPE_TABLE_WIDTH = 400
@@ -39,6 +40,8 @@ class OfflineReport:
         self.stdout = Console(file=sys.stdout, highlight=False)
         self.stderr = Console(file=sys.stderr, highlight=False)
         self.rows: list[tuple[int, dict[str, Any]]] = []
+        self.found: set[str] = set()
+        """``--conn`` values that matched a connection."""
         self.kept: list[Connection] = []
         self.writer: Any = None
 
@@ -119,6 +122,8 @@ class OfflineReport:
                 soft_wrap=True,
                 markup=False,
             )
+        if self._report_unmatched(result.connections):
+            return 2
         return 1 if result.errors else 0
 
     def _make_writer(self) -> Any:
@@ -143,7 +148,32 @@ class OfflineReport:
     def _selected(self, conn: Connection) -> bool:
         if not self.numbers and not self.uids:
             return True
-        return conn.number in self.numbers or conn.uid in self.uids
+        if conn.number in self.numbers:
+            self.found.add(str(conn.number))
+            return True
+        if conn.uid in self.uids:
+            self.found.add(conn.uid)
+            return True
+        return False
+
+    def _report_unmatched(self, connections: int) -> bool:
+        """Print an error for each ``--conn`` value that matched nothing.
+
+        Returns True when there was such a value.
+        """
+        wanted = {str(number) for number in self.numbers} | self.uids
+        missing = sorted(wanted - self.found)
+        for value in missing:
+            kind = "numbered" if value.isdigit() else "with uid"
+            self.stderr.print(
+                f"tcpwatch: error: --conn {printable(value)}: no connection {kind} "
+                f"{printable(value)}; the capture has {connections:,}, numbered "
+                f"1 to {connections:,} in the table",
+                style="red",
+                soft_wrap=True,
+                markup=False,
+            )
+        return bool(missing)
 
     def _finished(self, conn: Connection) -> None:
         if not self._selected(conn):
@@ -181,7 +211,7 @@ class OfflineReport:
             width = None if console.is_terminal else _PIPE_TABLE_WIDTH
             table = ConnectionTable(self.rows, lang=self._lang)
             console.print(table, width=width, crop=False)
-        elif self.output_format == "table":
+        elif self.output_format == "table" and not (self.numbers or self.uids):
             from tcpwatch.i18n import catalogue
 
             console.print(catalogue(self._lang).text("table.empty"), style="yellow")
@@ -228,7 +258,15 @@ class OfflineReport:
     def _save(self, recorded: Console) -> None:
         views = self.views
         title = "tcpwatch timeline"
-        if views.svg:
-            recorded.save_svg(str(views.svg), title=title, clear=False)
-        if views.html:
-            recorded.save_html(str(views.html), clear=False)
+        from tcpwatch.cli.paths import write_failed
+
+        try:
+            if views.svg:
+                recorded.save_svg(str(views.svg), title=title, clear=False)
+            if views.html:
+                recorded.save_html(str(views.html), clear=False)
+        except OSError as error:
+            path, option = (
+                (views.html, "--html") if views.html else (views.svg, "--svg")
+            )
+            raise write_failed(path, option, error) from None

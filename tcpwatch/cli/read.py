@@ -8,6 +8,7 @@ from typing import Annotated, NamedTuple
 
 import typer
 
+from tcpwatch.cli.common import user_errors
 from tcpwatch.cli.live import Backend, MaxConnectionsOption
 from tcpwatch.errors import TcpwatchError, UsageError
 
@@ -80,7 +81,8 @@ Lang = Annotated[
     str,
     typer.Option(
         "--lang",
-        help="Language of timelines, explanations and verdicts: en or ja.",
+        help="Language of the table, timelines, explanations and verdicts on "
+        "screen: en or ja. json, csv and zeek records keep English verdicts.",
     ),
 ]
 SaveSvg = Annotated[
@@ -151,22 +153,34 @@ def read(
     max_connections: MaxConnectionsOption = 500_000,
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
-    if backend == Backend.tshark and separate:
-        raise UsageError("--separate works with the native backend only")
-    _run(
-        [str(path) for path in files],
-        output_format,
-        timelines=show_timeline or bool(conn) or explain or bool(svg or html),
-        selection=conn or [],
-        full=full,
-        validate_checksums=validate_checksums,
-        idle_timeout=idle_timeout,
-        views=TimelineOptions(explain, lang, svg, html),
-        separate=separate,
-        jobs=jobs,
-        backend=backend.value,
-        max_connections=max_connections,
-    )
+    with user_errors():
+        if backend == Backend.tshark and separate:
+            raise UsageError("--separate works with the native backend only")
+        drawn = show_timeline or explain or bool(svg or html)
+        if drawn and output_format in (
+            OutputFormat.json,
+            OutputFormat.csv,
+            OutputFormat.zeek,
+        ):
+            raise UsageError(
+                "--timeline, --explain, --svg and --html draw timelines, which go "
+                f"with the table, not with --format {output_format.value}; drop one "
+                "of them, or use 'tcpwatch timeline'"
+            )
+        _run(
+            [str(path) for path in files],
+            output_format,
+            timelines=drawn or (bool(conn) and output_format == OutputFormat.table),
+            selection=conn or [],
+            full=full,
+            validate_checksums=validate_checksums,
+            idle_timeout=idle_timeout,
+            views=TimelineOptions(explain, lang, svg, html),
+            separate=separate,
+            jobs=jobs,
+            backend=backend.value,
+            max_connections=max_connections,
+        )
 
 
 def timeline(
@@ -181,16 +195,17 @@ def timeline(
     html: SaveHtml = None,
 ) -> None:
     """Draw the ladder diagram of each connection (or of those given with --conn)."""
-    _run(
-        [str(path) for path in files],
-        None,
-        timelines=True,
-        selection=conn or [],
-        full=full,
-        validate_checksums=validate_checksums,
-        idle_timeout=idle_timeout,
-        views=TimelineOptions(explain, lang, svg, html),
-    )
+    with user_errors():
+        _run(
+            [str(path) for path in files],
+            None,
+            timelines=True,
+            selection=conn or [],
+            full=full,
+            validate_checksums=validate_checksums,
+            idle_timeout=idle_timeout,
+            views=TimelineOptions(explain, lang, svg, html),
+        )
 
 
 def _run(
@@ -209,7 +224,14 @@ def _run(
     max_connections: int = 500_000,
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
+    from tcpwatch.cli.paths import check_output_path
 
+    if views is not None:
+        for path, option in ((views.svg, "--svg"), (views.html, "--html")):
+            if path is not None:
+                check_output_path(path, option)
+    # "-" reads the capture from standard input, as tcpdump -r - does.
+    paths = ["/dev/stdin" if path == "-" else path for path in paths]
     report = OfflineReport(
         output_format=output_format,
         timelines=timelines,
