@@ -62,16 +62,22 @@ def read_separately(
     ``functools.partial`` of ``FlowTracker``. The result adds up the files'
     counters and lists their read errors in the order of ``paths``.
 
+    A file that cannot be opened is left out and its error listed with the
+    others, because the files are independent: one bad file does not stop
+    the analysis of the rest.
+
     Raises:
-        CaptureFileError: a file cannot be opened; raised before any worker
+        CaptureFileError: no file can be opened; raised before any worker
             starts, as ``read_captures`` does.
         RuntimeError: a worker process died without finishing its file.
     """
-    for path in paths:
-        open_capture(path).close()
+    readable, unreadable = _check_open(paths)
+    if not readable:
+        raise unreadable[0]
     context = _context()
     total = ReadResult(paths=list(paths), stats=DecodeStats())
-    waiting = deque(paths)
+    total.errors.extend(unreadable)
+    waiting = deque(readable)
     running: deque[tuple[str, BaseProcess, Any]] = deque()
     try:
         while waiting or running:
@@ -95,6 +101,20 @@ def read_separately(
             worker.terminate()
             worker.join()
     return total
+
+
+def _check_open(paths: Sequence[str]) -> tuple[list[str], list[CaptureFileError]]:
+    """Split ``paths`` into files that open as captures and the errors of the rest."""
+    readable: list[str] = []
+    errors: list[CaptureFileError] = []
+    for path in paths:
+        try:
+            open_capture(path).close()
+        except CaptureFileError as error:
+            errors.append(error)
+        else:
+            readable.append(path)
+    return readable, errors
 
 
 def _context() -> Any:

@@ -101,14 +101,25 @@ def test_read_separately_truncated_file_keeps_others(tmp_path: Path) -> None:
     assert [conn.orig_p for conn in finished] == [40001, 40002, 50001]
 
 
-def test_read_separately_missing_file_raises(tmp_path: Path) -> None:
+def test_read_separately_missing_file_keeps_others(tmp_path: Path) -> None:
     present = tmp_path / "present.pcap"
     _write_exchanges(present, [40001], start=1000.0)
+    missing = tmp_path / "missing.pcap"
+
+    finished, result = _read([present, missing], jobs=2)
+
+    assert [conn.orig_p for conn in finished] == [40001]
+    assert len(result.errors) == 1
+    assert result.errors[0].path == str(missing)
+    assert "file not found" in str(result.errors[0])
+
+
+def test_read_separately_no_readable_file_raises(tmp_path: Path) -> None:
     finished: list[Connection] = []
 
     with pytest.raises(CaptureFileError, match="file not found"):
         read_separately(
-            [str(present), str(tmp_path / "missing.pcap")],
+            [str(tmp_path / "missing.pcap"), str(tmp_path / "also-missing.pcap")],
             partial(FlowTracker),
             finished.append,
             jobs=2,

@@ -116,8 +116,11 @@ class OfflineReport:
             )
         self.stderr.print(summary, style="dim", soft_wrap=True)
         for error in result.errors:
+            # An error with an offset broke a file part way; one without
+            # (only with --separate) kept the file from being read at all.
+            after = "; the packets before it were analysed" if error.offset else ""
             self.stderr.print(
-                f"tcpwatch: error: {error}; the packets before it were analysed",
+                f"tcpwatch: error: {error}{after}",
                 style="red",
                 soft_wrap=True,
                 markup=False,
