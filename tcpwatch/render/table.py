@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.table import Table
 from rich.text import Text
 
 from tcpwatch.i18n import Catalogue, catalogue
+from tcpwatch.render.grid import Grid, GridColumn
 from tcpwatch.render.style import CONN_STATE_STYLES, HANDSHAKE_STYLES, TEARDOWN_STYLES
 from tcpwatch.units import format_bytes, format_seconds
 
@@ -61,23 +61,22 @@ class ConnectionTable:
     ) -> RenderResult:
         width = options.max_width
         if width < NARROW_BELOW:
-            yield self._narrow_table()
+            yield self._narrow_grid()
             return
         show_verdict = self.show_verdict
         if show_verdict is None:
             show_verdict = width >= VERDICT_FROM
         text = self.cat.text
-        table = Table(title=self.title, header_style="bold", pad_edge=False)
-        table.add_column("#", justify="right", style="dim")
-
+        columns = [GridColumn("#", justify="right", style="dim")]
         for key in ("originator", "responder", "handshake", "teardown"):
-            table.add_column(text(f"table.{key}"), no_wrap=True)
+            columns.append(GridColumn(text(f"table.{key}")))
         for key in ("duration", "orig_bytes", "resp_bytes", "hs_time"):
-            table.add_column(text(f"table.{key}"), justify="right", no_wrap=True)
-        table.add_column(text("table.state"), no_wrap=True)
+            columns.append(GridColumn(text(f"table.{key}"), justify="right"))
+        columns.append(GridColumn(text("table.state")))
         if show_verdict:
-            table.add_column(text("table.verdict"), overflow="fold", min_width=28)
+            columns.append(GridColumn(text("table.verdict"), wrap=True, min_width=28))
 
+        rows = []
         for number, record in self.rows:
             row = [
                 Text(str(number)),
@@ -93,32 +92,30 @@ class ConnectionTable:
             ]
             if show_verdict:
                 row.append(Text(record["verdict"]))
-            table.add_row(*row)
-        yield table
+            rows.append(row)
+        yield Grid(columns, rows, title=self.title)
 
-    def _narrow_table(self) -> Table:
+    def _narrow_grid(self) -> Grid:
         """Two lines per row, originator above responder, for 80-column screens."""
         text = self.cat.text
-        table = Table(title=self.title, header_style="bold", pad_edge=False)
-        table.add_column("#", justify="right", style="dim")
-        table.add_column(
-            text("table.originator") + "\n" + text("table.responder"),
-            overflow="fold",
-        )
-        table.add_column(
-            text("table.handshake") + "\n" + text("table.teardown"), no_wrap=True
-        )
-        table.add_column(
-            text("table.duration") + "\n" + text("table.hs_time"),
-            justify="right",
-            no_wrap=True,
-        )
-        table.add_column(
-            text("table.orig_bytes") + "\n" + text("table.resp_bytes"),
-            justify="right",
-            no_wrap=True,
-        )
-        table.add_column(text("table.state"), no_wrap=True)
+        columns = [
+            GridColumn("#", justify="right", style="dim"),
+            GridColumn(
+                text("table.originator") + "\n" + text("table.responder"),
+                wrap=True,
+                min_width=8,
+            ),
+            GridColumn(text("table.handshake") + "\n" + text("table.teardown")),
+            GridColumn(
+                text("table.duration") + "\n" + text("table.hs_time"), justify="right"
+            ),
+            GridColumn(
+                text("table.orig_bytes") + "\n" + text("table.resp_bytes"),
+                justify="right",
+            ),
+            GridColumn(text("table.state")),
+        ]
+        rows = []
         for number, record in self.rows:
             endpoints = Text(endpoint_text(record["id.orig_h"], record["id.orig_p"]))
             endpoints.append(
@@ -134,15 +131,17 @@ class ConnectionTable:
                 + "\n"
                 + format_bytes(record["resp_bytes"])
             )
-            table.add_row(
-                Text(str(number)),
-                endpoints,
-                classes,
-                times,
-                sizes,
-                _styled(record["conn_state"], CONN_STATE_STYLES),
+            rows.append(
+                [
+                    Text(str(number)),
+                    endpoints,
+                    classes,
+                    times,
+                    sizes,
+                    _styled(record["conn_state"], CONN_STATE_STYLES),
+                ]
             )
-        return table
+        return Grid(columns, rows, title=self.title)
 
     def _class(
         self, field: str, record: dict[str, Any], styles: dict[str, str]
