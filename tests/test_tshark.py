@@ -4,6 +4,7 @@ Both must turn every frame into the same ``Segment`` (or into nothing, for
 the same reason), so that both give the same connection records.
 """
 
+import gzip
 import json
 import os
 import shutil
@@ -21,8 +22,14 @@ from scapy.packet import Packet, Raw
 from tcpwatch.capture.decoder import Decoder
 from tcpwatch.capture.pcapfile import open_capture
 from tcpwatch.capture.segment import Segment
-from tcpwatch.capture.tshark import SegmentConverter, file_segments, require_tshark
-from tcpwatch.errors import TsharkMissingError
+from tcpwatch.capture.tshark import (
+    SegmentConverter,
+    dumpcap_error,
+    file_segments,
+    require_tshark,
+    tshark_error_line,
+)
+from tcpwatch.errors import CaptureFileError, TsharkMissingError
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 TCPWATCH = [sys.executable, "-m", "tcpwatch"]
@@ -240,3 +247,160 @@ def test_tshark_live_rejects_user_option() -> None:
     )
     assert result.returncode == 2
     assert "--user works with the native backend only" in result.stderr
+
+
+# -- damaged files: the same outcome as the native reader --------------------
+
+
+def damaged_files(directory: Path) -> dict[str, Path]:
+    """Capture files that break the reader up front or part of the way through."""
+    mixed = (CAPTURES / "mixed.pcap").read_bytes()
+    refused = (CAPTURES / "refused.pcap").read_bytes()
+    files = {
+        "empty": b"",
+        "ten-bytes": mixed[:10],
+        "truncated": mixed[:-30],
+        # A record header whose captured length is far past any snaplen.
+        "garbage-appended": refused + b"\xff" * 64,
+        "truncated-gzip": gzip.compress(mixed)[:3000],
+    }
+    paths = {}
+    for name, data in files.items():
+        suffix = ".pcap.gz" if name.endswith("gzip") else ".pcap"
+        path = directory / f"{name}{suffix}"
+        path.write_bytes(data)
+        paths[name] = path
+    directory_path = directory / "a-directory"
+    directory_path.mkdir()
+    paths["directory"] = directory_path
+    return paths
+
+
+DAMAGE_CASES = [
+    ("empty", 2),
+    ("ten-bytes", 2),
+    ("truncated", 1),
+    ("garbage-appended", 1),
+    ("truncated-gzip", 1),
+    ("directory", 2),
+]
+
+
+def run_read(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TCPWATCH, "read", *args, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("tcpwatch: error")]
+
+
+@pytest.mark.parametrize(
+    ("name", "status"), DAMAGE_CASES, ids=[c[0] for c in DAMAGE_CASES]
+)
+def test_tshark_read_damaged_file_like_native(
+    tmp_path: Path, name: str, status: int
+) -> None:
+    path = str(damaged_files(tmp_path)[name])
+    native = run_read(path)
+    dissected = run_read("--backend", "tshark", path)
+    assert native.returncode == status, native.stderr
+    assert dissected.returncode == status, dissected.stderr
+    assert dissected.stdout == native.stdout
+    assert error_lines(dissected.stderr) == error_lines(native.stderr)
+    assert len(error_lines(dissected.stderr)) == 1
+    assert name in error_lines(dissected.stderr)[0]
+
+
+def test_tshark_read_prints_records_before_damage(tmp_path: Path) -> None:
+    dissected = run_read(
+        "--backend", "tshark", str(damaged_files(tmp_path)["truncated"])
+    )
+    records = [json.loads(line) for line in dissected.stdout.splitlines()]
+    assert len(records) == 7
+    assert "the packets before it were analysed" in dissected.stderr
+
+
+def test_tshark_read_damaged_and_whole_file_merge(tmp_path: Path) -> None:
+    damaged = str(damaged_files(tmp_path)["garbage-appended"])
+    whole = str(CAPTURES / "abort-rst.pcap")
+    native = run_read(damaged, whole)
+    dissected = run_read("--backend", "tshark", damaged, whole)
+    assert dissected.returncode == 1
+    assert dissected.stdout == native.stdout
+    assert error_lines(dissected.stderr) == error_lines(native.stderr)
+
+
+def test_tshark_crash_message_is_tsharks_own(tmp_path: Path) -> None:
+    path = damaged_files(tmp_path)["truncated"]
+    # Without the native reader's check, tshark itself meets the cut.
+    with pytest.raises(CaptureFileError) as caught:
+        list(file_segments(str(path), SegmentConverter()))
+    message = str(caught.value)
+    assert message.startswith(str(path))
+    assert "appears to have been cut short" in message
+    assert "pid" not in message
+    assert "set_debug" not in message
+
+
+def test_tshark_error_line_without_pyshark_text() -> None:
+    crash = RuntimeError(
+        "TShark (pid 28962) seems to have crashed (retcode: 2).\n"
+        'Last error line: tshark: The file "x.pcap" appears to be damaged.\n'
+        "Try rerunning in debug mode [ capture_obj.set_debug() ]"
+    )
+    assert tshark_error_line(crash) == 'The file "x.pcap" appears to be damaged.'
+
+
+# -- live capture errors: the same as the native backend's ---------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+@pytest.mark.root
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_tshark_live_without_privileges_says_how_to_fix() -> None:
+    result = subprocess.run(
+        [
+            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            *TCPWATCH, "live", "lo", "--backend", "tshark", "--duration", "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "needs root or the CAP_NET_RAW capability" in result.stderr
+    assert "sudo" in result.stderr
+    assert "setcap cap_net_raw,cap_net_admin=ep" in result.stderr
+    assert "packets captured" not in result.stderr
+
+
+@pytest.mark.root
+@needs_root
+def test_tshark_live_invalid_filter_is_rejected() -> None:
+    result = subprocess.run(
+        [*TCPWATCH, "live", "lo", "--backend", "tshark", "-f", "tcp port banana",
+         "--duration", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid capture filter 'tcp port banana'" in result.stderr
+    assert "unknown port 'banana'" in result.stderr
+    assert "listening on" not in result.stderr
+
+
+def test_tshark_dumpcap_other_failure_quotes_dumpcap() -> None:
+    error = dumpcap_error(
+        "eth9", "", 1, ["Capturing on 'eth9'", "dumpcap: The capture session failed."]
+    )
+    assert "dumpcap failed to capture on 'eth9' (exit status 1)" in str(error)
+    assert "The capture session failed." in str(error)

@@ -15,6 +15,7 @@ tcpwatch against Wireshark and for link types only Wireshark can dissect.
 """
 
 import contextlib
+import gzip
 import heapq
 import logging
 import os
@@ -26,16 +27,19 @@ import socket
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tcpwatch.capture.decoder import DecodeStats
+from tcpwatch.capture.pcapfile import open_capture
 from tcpwatch.capture.segment import PAYLOAD_PREVIEW, Segment
 from tcpwatch.errors import (
     CaptureFileError,
     CapturePermissionError,
     TcpwatchError,
     TsharkMissingError,
+    UsageError,
 )
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.tracker import FlowTracker
@@ -51,11 +55,17 @@ _PREFERENCES = {
 }
 # Only these protocols' fields are printed, which keeps the JSON small.
 _JSON_PROTOCOLS = ["-J", "frame ip ipv6 tcp"]
+# Bytes copied per read between dumpcap, files and tshark.
+_CHUNK = 64 * 1024
 
 # Wireshark's checksum status value for a wrong checksum (PROTO_CHECKSUM_E_BAD).
 _CHECKSUM_BAD = "0"
 
 _DUMPCAP_DROPS = re.compile(r"Packets received/dropped on interface .*: (\d+)/(\d+)")
+# dumpcap's explanation of a capture filter it cannot compile.
+_FILTER_REASON = re.compile(r"valid capture filter \((.*)\)")
+# The line of tshark's stderr that pyshark quotes in TSharkCrashException.
+_LAST_ERROR_LINE = re.compile(r"Last error line: (.*)")
 
 
 def require_tshark() -> str:
@@ -202,33 +212,159 @@ def _timestamp(epoch: str) -> float:
 # -- files ---------------------------------------------------------------------
 
 
-def file_segments(path: str, converter: SegmentConverter) -> Iterator[Segment]:
-    """Yield the TCP segments of a capture file as tshark dissects them."""
-    import pyshark
+class CheckedFile:
+    """A capture file the native reader has walked before tshark reads it.
+
+    ``damage`` is the error that stopped the native reader, if one did. Every
+    record before its ``offset`` is intact, so tshark then reads only those
+    bytes (decompressed, for a gzip file) and never reaches the damage.
+    """
+
+    def __init__(self, path: str, compressed: bool) -> None:
+        self.path = path
+        self.compressed = compressed
+        self.damage: CaptureFileError | None = None
+
+    @property
+    def intact_bytes(self) -> int | None:
+        """Bytes of the capture before the damage, or None for a whole file."""
+        if self.damage is None:
+            return None
+        return self.damage.offset or 0
+
+
+def check_captures(paths: Iterable[str]) -> list[CheckedFile]:
+    """Walk each file with the native reader and note where it is damaged.
+
+    Every file is opened before any is walked, so a file that cannot be read
+    at all (missing, a directory, empty, not a capture) raises
+    ``CaptureFileError`` before anything is printed, as with the native
+    backend. The walk reads records without decoding them, which costs little
+    next to tshark's dissection.
+    """
+    readers = []
+    try:
+        for path in paths:
+            readers.append(open_capture(path))
+        checked = []
+        for reader in readers:
+            entry = CheckedFile(reader.path, reader.compressed)
+            try:
+                for _ in reader:
+                    pass
+            except CaptureFileError as error:
+                logger.debug("tshark.damaged path=%s error=%s", reader.path, error)
+                entry.damage = error
+            checked.append(entry)
+        return checked
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def file_segments(
+    path: str,
+    converter: SegmentConverter,
+    *,
+    intact_bytes: int | None = None,
+    errors: list[CaptureFileError] | None = None,
+) -> Iterator[Segment]:
+    """Yield the TCP segments of a capture file as tshark dissects them.
+
+    With ``intact_bytes``, tshark reads only the file's first ``intact_bytes``
+    bytes (decompressed), through a pipe. When tshark fails, the error is
+    appended to ``errors`` after the segments it printed have been yielded,
+    or raised as ``CaptureFileError`` when ``errors`` is None.
+    """
     from pyshark.capture.capture import TSharkCrashException
 
-    if not os.path.isfile(path):
-        raise CaptureFileError(path, "no such file")
     prefs = dict(_PREFERENCES)
     if converter.validate_checksums:
         prefs.update({"ip.check_checksum": "TRUE", "tcp.check_checksum": "TRUE"})
-    capture = pyshark.FileCapture(
-        path,
-        keep_packets=False,
-        use_json=True,
-        override_prefs=prefs,
-        custom_parameters=_JSON_PROTOCOLS,
-    )
+    capture = _open_file_capture(path, prefs, intact_bytes)
     convert = converter.convert
     try:
         for packet in capture:
             segment = convert(packet)
             if segment is not None:
                 yield segment
-    except TSharkCrashException as error:
-        raise CaptureFileError(path, f"tshark could not read it: {error}") from None
+    except TSharkCrashException as crash:
+        error = CaptureFileError(
+            path,
+            f"tshark failed to read it: {tshark_error_line(crash)}; the native "
+            "backend (without --backend tshark) may read it",
+        )
+        if errors is None:
+            raise error from None
+        errors.append(error)
     finally:
         _close_quietly(capture)
+
+
+def _open_file_capture(
+    path: str, prefs: dict[str, str], intact_bytes: int | None
+) -> Any:
+    """Return a pyshark capture of the whole file, or of its intact bytes."""
+    import pyshark
+    from pyshark.capture.pipe_capture import PipeCapture
+
+    options: dict[str, Any] = {
+        "use_json": True,
+        "override_prefs": prefs,
+        "custom_parameters": _JSON_PROTOCOLS,
+    }
+    if intact_bytes is None:
+        return pyshark.FileCapture(path, keep_packets=False, **options)
+    read_end, write_end = os.pipe()
+    feeder = threading.Thread(
+        target=_feed_intact_bytes,
+        args=(path, intact_bytes, write_end),
+        name="tcpwatch-tshark-feed",
+        daemon=True,
+    )
+    feeder.start()
+    return PipeCapture(pipe=read_end, **options)
+
+
+def _feed_intact_bytes(path: str, size: int, write_end: int) -> None:
+    """Write the first ``size`` bytes of the capture, decompressed, to a pipe."""
+    try:
+        with open(path, "rb") as raw:
+            stream: Any = raw
+            if raw.peek(2)[:2] == b"\x1f\x8b":
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            left = size
+            while left > 0:
+                chunk = stream.read1(min(left, _CHUNK))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                _write_all(write_end, chunk)
+    except (OSError, EOFError, zlib.error) as error:
+        # tshark then reports the stream as cut short; the native reader's
+        # error, which the caller reports, says where the damage is.
+        logger.debug("tshark.feed_failed path=%s error=%s", path, error)
+    finally:
+        os.close(write_end)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(descriptor, view)
+        view = view[written:]
+
+
+def tshark_error_line(crash: BaseException) -> str:
+    """Return tshark's own last error line from a pyshark crash exception.
+
+    pyshark's message adds its process id, return code and a hint about its
+    debug mode, none of which helps a tcpwatch user.
+    """
+    match = _LAST_ERROR_LINE.search(str(crash))
+    line = match.group(1).strip() if match else ""
+    line = line.removeprefix("tshark: ")
+    return line or "tshark ended with an error and printed no message"
 
 
 def read_captures_tshark(
@@ -240,20 +376,28 @@ def read_captures_tshark(
 ) -> ReadResult:
     """Read ``paths`` through tshark, as ``pipeline.read_captures`` does natively.
 
-    Several files are merged in timestamp order. A file tshark cannot read
-    raises ``CaptureFileError``.
+    Several files are merged in timestamp order. Errors follow the native
+    backend: a file that cannot be opened raises ``CaptureFileError`` before
+    anything is read, and a file damaged part of the way through is analysed
+    up to the damage, with the error returned in ``ReadResult.errors``.
     """
     require_tshark()
+    checked = check_captures(paths)
     converter = SegmentConverter(validate_checksums)
     result = ReadResult(paths=list(paths), stats=converter.stats)
-    streams: Iterable[Segment]
-    if len(paths) == 1:
-        streams = file_segments(paths[0], converter)
-    else:
-        streams = heapq.merge(
-            *(file_segments(path, converter) for path in paths),
-            key=lambda segment: segment.ts,
+    failures: list[CaptureFileError] = []
+    per_file = [
+        file_segments(
+            entry.path,
+            converter,
+            intact_bytes=entry.intact_bytes,
+            errors=failures,
         )
+        for entry in checked
+    ]
+    streams: Iterable[Segment] = per_file[0]
+    if len(per_file) > 1:
+        streams = heapq.merge(*per_file, key=lambda segment: segment.ts)
     process = tracker.process
     for count, segment in enumerate(streams, 1):
         process(segment)
@@ -264,6 +408,10 @@ def read_captures_tshark(
     for conn in tracker.pop_finished() + tracker.flush():
         result.connections += 1
         on_finished(conn)
+    # A damaged file's own error says more than tshark's about the same file.
+    damaged = {entry.path: entry.damage for entry in checked if entry.damage}
+    result.errors = list(damaged.values())
+    result.errors += [error for error in failures if error.path not in damaged]
     result.reordered = tracker.reordered
     result.evicted = tracker.evicted
     return result
@@ -274,7 +422,8 @@ def read_captures_tshark(
 _END = object()
 # Seconds to wait for dumpcap to start capturing.
 _START_TIMEOUT = 15.0
-_CHUNK = 64 * 1024
+# Lines of dumpcap's stderr kept for error messages.
+_STDERR_LINES = 40
 
 
 class TsharkLiveSource:
@@ -314,25 +463,53 @@ class TsharkLiveSource:
         self._stderr: list[str] = []
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
-        self._capturing = threading.Event()
+        self._streaming = threading.Event()
+        self._stderr_done = threading.Event()
+        self._started = False
         if interface != "any":
             from tcpwatch.capture.live import interface_index
 
             interface_index(interface)
 
+    def start(self, count: int = 0, stop: threading.Event | None = None) -> None:
+        """Start dumpcap and tshark, and wait until the capture runs.
+
+        dumpcap writes the pcap file header once the interface is open and
+        the filter compiled. Waiting for it means that the caller can announce
+        the capture as running, as with the native source, and that a capture
+        dumpcap could not start raises here, with dumpcap's reason.
+
+        Raises:
+            CapturePermissionError: dumpcap lacks root or CAP_NET_RAW.
+            UsageError: the capture filter does not compile.
+            TcpwatchError: dumpcap failed for another reason.
+        """
+        read_end = self._start(count)
+        waited = time.monotonic() + _START_TIMEOUT
+        while not self._streaming.wait(0.1):
+            if not self._dumpcap_running():
+                break
+            if (stop is not None and stop.is_set()) or time.monotonic() > waited:
+                break
+        if not self._dumpcap_running():
+            failure = self._dumpcap_failure()
+            if failure is not None:
+                os.close(read_end)
+                raise failure
+        self._spawn(self._dissect, read_end)
+        self._started = True
+
     def batches(
         self, status: Any, stop: threading.Event, *, count: int = 0, duration: float = 0
     ) -> Iterator[list[Segment | None]]:
-        """Yield segments in batches until stopped; see ``live.capture_batches``."""
+        """Yield segments in batches until stopped; see ``live.capture_batches``.
+
+        Starts the capture first unless ``start`` was called, which then set
+        the packet count.
+        """
         status.decode = self.converter.stats
-        read_end = self._start(count)
-        # Wait until dumpcap reports that it captures, so that the first batch
-        # means the capture is running, as with the native source.
-        waited = time.monotonic() + _START_TIMEOUT
-        while self._dumpcap_running() and time.monotonic() < waited:
-            if self._capturing.wait(0.1) or stop.is_set():
-                break
-        self._spawn(self._dissect, read_end)
+        if not self._started:
+            self.start(count, stop)
         deadline = time.monotonic() + duration if duration > 0 else None
         stopping = False
         while True:
@@ -348,6 +525,9 @@ class TsharkLiveSource:
                 break
         if self._error is not None:
             raise self._error
+        failure = self._dumpcap_failure()
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         """Stop dumpcap if it still runs, and wait for the threads."""
@@ -395,13 +575,11 @@ class TsharkLiveSource:
         descriptor = self._dumpcap.stdout.fileno()
         try:
             while chunk := os.read(descriptor, _CHUNK):
+                self._streaming.set()
                 if output is not None:
                     output.write(chunk)
                     output.flush()
-                view = memoryview(chunk)
-                while view:
-                    written = os.write(write_end, view)
-                    view = view[written:]
+                _write_all(write_end, chunk)
         except BrokenPipeError:
             pass  # tshark ended first; its error is reported by _dissect
         finally:
@@ -411,16 +589,20 @@ class TsharkLiveSource:
 
     def _read_stderr(self) -> None:
         assert self._dumpcap is not None and self._dumpcap.stderr is not None
-        for raw in self._dumpcap.stderr:
-            line = raw.decode(errors="replace").strip()
-            self._stderr.append(line)
-            del self._stderr[:-20]
-            if line.startswith("Capturing on"):
-                self._capturing.set()
-            match = _DUMPCAP_DROPS.search(line)
-            if match:
-                self.received = int(match.group(1))
-                self.dropped = int(match.group(2))
+        try:
+            for raw in self._dumpcap.stderr:
+                line = raw.decode(errors="replace").strip()
+                if not line:
+                    continue
+                self._stderr.append(line)
+                # dumpcap's permission message alone is about 15 lines.
+                del self._stderr[:-_STDERR_LINES]
+                match = _DUMPCAP_DROPS.search(line)
+                if match:
+                    self.received = int(match.group(1))
+                    self.dropped = int(match.group(2))
+        finally:
+            self._stderr_done.set()
 
     def _dissect(self, read_end: int) -> None:
         from pyshark.capture.pipe_capture import PipeCapture
@@ -460,25 +642,40 @@ class TsharkLiveSource:
         return batch, False
 
     def _translate(self, error: BaseException) -> BaseException:
-        """Turn a tshark failure into the error dumpcap's messages explain."""
-        if self._dumpcap is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._dumpcap.wait(timeout=5)
-        for thread in self._threads[1:2]:
-            thread.join(timeout=5)  # the stderr reader
-        text = " ".join(self._stderr)
-        if "permission" in text.lower() or "not permitted" in text.lower():
-            return CapturePermissionError(
-                f"dumpcap cannot capture on {self.interface!r}: permission denied; "
-                "run the command with sudo, or give dumpcap the capabilities "
-                "with: sudo setcap cap_net_raw,cap_net_admin=ep "
-                f"{shutil.which('dumpcap') or '/usr/bin/dumpcap'}"
-            )
-        if self._stderr and self._dumpcap is not None and self._dumpcap.returncode:
+        """Turn a failure of tshark into the error that explains it.
+
+        tshark fails when dumpcap does, since its input then ends early, and
+        dumpcap's messages name the cause. Otherwise pyshark's crash message
+        is reduced to tshark's own words.
+        """
+        from pyshark.capture.capture import TSharkCrashException
+
+        failure = self._dumpcap_failure()
+        if failure is not None:
+            return failure
+        if isinstance(error, TSharkCrashException):
             return TcpwatchError(
-                f"dumpcap failed on {self.interface!r}: {self._stderr[-1]}"
+                f"tshark failed while dissecting the capture on {self.interface!r}: "
+                f"{tshark_error_line(error)}; check that 'tshark -i "
+                f"{self.interface}' runs, or capture with --backend native"
             )
         return error
+
+    def _dumpcap_failure(self) -> TcpwatchError | None:
+        """Return the error dumpcap reported, once it has exited; None if none.
+
+        An exit caused by the stop request (SIGTERM) or by ``-c`` is status 0.
+        """
+        if self._dumpcap is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._dumpcap.wait(timeout=5)
+        if not self._dumpcap.returncode:
+            return None
+        self._stderr_done.wait(timeout=5)
+        return dumpcap_error(
+            self.interface, self.bpf_filter, self._dumpcap.returncode, self._stderr
+        )
 
     def _dumpcap_running(self) -> bool:
         return self._dumpcap is not None and self._dumpcap.poll() is None
@@ -488,6 +685,42 @@ class TsharkLiveSource:
             assert self._dumpcap is not None
             with contextlib.suppress(ProcessLookupError):
                 self._dumpcap.send_signal(signal.SIGTERM)
+
+
+def dumpcap_error(
+    interface: str, bpf_filter: str, status: int, stderr: list[str]
+) -> TcpwatchError:
+    """Return the tcpwatch error for dumpcap's exit ``status`` and ``stderr`` lines.
+
+    The messages match the native backend's for the same causes, with the
+    fix for dumpcap: it captures, so it needs the capabilities.
+    """
+    text = "\n".join(stderr)
+    if "permission" in text.lower() or "not permitted" in text.lower():
+        dumpcap = shutil.which("dumpcap") or "/usr/bin/dumpcap"
+        return CapturePermissionError(
+            f"capturing on {interface!r} needs root or the CAP_NET_RAW capability: "
+            "run the command with sudo, or grant dumpcap the capabilities once "
+            f"with: sudo setcap cap_net_raw,cap_net_admin=ep {dumpcap}"
+        )
+    if "Invalid capture filter" in text:
+        # dumpcap explains on a later line: "That string isn't a valid capture
+        # filter (unknown port 'banana')."
+        reason = "dumpcap cannot compile it"
+        for line in stderr:
+            match = _FILTER_REASON.search(line)
+            if match:
+                reason = match.group(1)
+        return UsageError(
+            f"invalid capture filter {bpf_filter!r}: {reason}; "
+            "see pcap-filter(7) for the syntax"
+        )
+    messages = [line for line in stderr if line.startswith("dumpcap: ")]
+    message = (messages or stderr or ["no message"])[-1].removeprefix("dumpcap: ")
+    return TcpwatchError(
+        f"dumpcap failed to capture on {interface!r} (exit status {status}): "
+        f"{message}; run 'dumpcap -i {interface} -w /dev/null' for the whole message"
+    )
 
 
 def _close_quietly(capture: Any) -> None:

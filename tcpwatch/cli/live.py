@@ -376,6 +376,11 @@ class LiveSession:
                 write=options.write,
             )
             self._close_source = source.close
+            try:
+                source.start(options.count, stop)
+            except BaseException:
+                source.close()
+                raise
             self._listening = (
                 f"tcpwatch: listening on {options.interface} through tshark, "
                 f"snapshot length {options.snaplen} bytes"
