@@ -8,14 +8,17 @@ lets go of them, so memory stays flat however long the capture is.
 import contextlib
 import gc
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from tcpwatch.capture.decoder import Decoder, DecodeStats
 from tcpwatch.capture.pcapfile import MergedCapture
+from tcpwatch.capture.segment import Segment
 from tcpwatch.errors import CaptureFileError
 from tcpwatch.flow.connection import Connection
-from tcpwatch.flow.reorder import ReorderBuffer
+from tcpwatch.flow.reorder import IN_ORDER_WINDOW, ReorderBuffer
 from tcpwatch.flow.tracker import FlowTracker
 
 logger = logging.getLogger("tcpwatch.pipeline")
@@ -66,19 +69,47 @@ def read_captures(
     capture = MergedCapture(paths, on_error=lambda error: None)
     result = ReadResult(paths=list(paths), stats=decoder.stats)
     process = tracker.process
-    pop_finished = tracker.pop_finished
     reorder = ReorderBuffer()
     segments = decoder.segments(capture)
     count = 0
+
+    def drain() -> None:
+        for conn in tracker.pop_finished():
+            result.connections += 1
+            on_finished(conn)
+
+    # ReorderBuffer.ordered's in-order case, inline: while every segment is
+    # stamped no earlier than the one before, the last IN_ORDER_WINDOW are
+    # held back (so that a late one can still go in before them) and the
+    # oldest is tracked. At the first segment out of order, the reorder
+    # buffer takes over the held segments and the rest of the stream.
+    held: deque[Segment] = deque()
+    window = min(IN_ORDER_WINDOW, reorder.capacity)
+    newest = released = float("-inf")
     with _fewer_gc_passes():
         try:
-            for segment in reorder.ordered(segments):
+            rest: Iterator[Segment]
+            for segment in segments:
+                ts = segment.ts
+                if not ts >= newest:  # as ordered() tests it, NaN included
+                    rest = reorder.ordered(chain(held, (segment,), segments), released)
+                    break
+                newest = ts
+                held.append(segment)
+                if len(held) > window:
+                    oldest = held.popleft()
+                    released = oldest.ts
+                    process(oldest)
+                    count += 1
+                    if count % _DRAIN_EVERY == 0:
+                        drain()
+            else:
+                rest = iter(held)  # the capture ended in order
+            for segment in rest:
                 process(segment)
                 count += 1
                 if count % _DRAIN_EVERY == 0:
-                    for conn in pop_finished():
-                        result.connections += 1
-                        on_finished(conn)
+                    drain()
         finally:
             segments.close()
             capture.close()

@@ -1,11 +1,17 @@
 """The offline pipeline: capture files through the decoder into the tracker."""
 
 import gc
+import random
 from pathlib import Path
 
 import pytest
+from scripted import Conversation, write_pcap
 
+from tcpwatch.capture.decoder import Decoder
+from tcpwatch.capture.pcapfile import MergedCapture
+from tcpwatch.capture.segment import ACK, Segment
 from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.reorder import ReorderBuffer
 from tcpwatch.flow.tracker import FlowTracker
 from tcpwatch.pipeline import read_captures
 
@@ -57,3 +63,64 @@ def test_read_captures_restores_gc_after_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="consumer failed"):
         read_captures([str(capture)], FlowTracker(), finished)
     assert gc.get_threshold() == thresholds
+
+
+class RecordingTracker(FlowTracker):
+    """A tracker that also keeps the timestamps of the segments it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float] = []
+
+    def process(self, seg: Segment) -> Connection:
+        self.seen.append(seg.ts)
+        return super().process(seg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_read_captures_orders_like_reorder_buffer(tmp_path: Path, seed: int) -> None:
+    # In order for a while, so that the inline in-order path runs first,
+    # then some segments moved back by up to 0.2 s, a few by 3 s (too late
+    # to be put back), and the first segment of all as a late arrival too.
+    rng = random.Random(seed)
+    talk = Conversation(step=0.01)
+    talk.time = 1000.0
+    for _ in range(150):
+        talk.client(ACK, 10)
+    segments = list(talk.segments)
+    for index in range(100, len(segments)):
+        if rng.random() < 0.2:
+            shift = 3.0 if rng.random() < 0.1 else rng.uniform(0, 0.2)
+            segments[index] = segments[index]._replace(ts=segments[index].ts - shift)
+    segments.append(segments[0])
+    path = tmp_path / "shuffled.pcap"
+    write_pcap(segments, str(path))
+    buffer = ReorderBuffer()
+    expected = [segment.ts for segment in buffer.ordered(read_segments(path))]
+    tracker = RecordingTracker()
+
+    result = read_captures([str(path)], tracker, lambda conn: None)
+
+    assert tracker.seen == expected
+    assert result.reordered == buffer.reordered
+    assert result.reordered_late == buffer.late
+    assert buffer.late > 0
+
+
+def test_read_captures_in_order_file(tmp_path: Path) -> None:
+    talk = Conversation(step=0.01)
+    for _ in range(200):
+        talk.client(ACK, 10)
+    path = tmp_path / "ordered.pcap"
+    write_pcap(talk.segments, str(path))
+    tracker = RecordingTracker()
+
+    result = read_captures([str(path)], tracker, lambda conn: None)
+
+    assert tracker.seen == [segment.ts for segment in read_segments(path)]
+    assert result.reordered == 0
+
+
+def read_segments(path: Path) -> list[Segment]:
+    with MergedCapture([str(path)]) as capture:
+        return list(Decoder().segments(capture))

@@ -846,16 +846,26 @@ class MergedCapture:
         return sum(reader.position for reader in self.readers)
 
     def __iter__(self) -> Iterator[Frame]:
+        if len(self.readers) == 1:
+            # One file, the usual case: its frames need no merge, and each
+            # frame passes through one generator less.
+            return self._guard(self.readers[0], raise_at_end=True)
+        return self._merged()
+
+    def _merged(self) -> Iterator[Frame]:
         streams = [self._guard(reader) for reader in self.readers]
-        if len(streams) == 1:
-            yield from streams[0]
-        else:
-            yield from heapq.merge(*streams, key=itemgetter(0))
+        yield from heapq.merge(*streams, key=itemgetter(0))
         if self.errors and self._on_error is None:
             raise self.errors[0]
 
-    def _guard(self, reader: CaptureReader) -> Iterator[Frame]:
-        """Yield the reader's frames and record an error instead of raising it."""
+    def _guard(
+        self, reader: CaptureReader, raise_at_end: bool = False
+    ) -> Iterator[Frame]:
+        """Yield the reader's frames and record an error instead of raising it.
+
+        With ``raise_at_end`` and no ``on_error``, the error is raised after
+        the last frame, as the class promises for the end of a merge.
+        """
         try:
             yield from reader
         except CaptureFileError as error:
@@ -863,6 +873,8 @@ class MergedCapture:
             self.errors.append(error)
             if self._on_error is not None:
                 self._on_error(error)
+        if raise_at_end and self.errors and self._on_error is None:
+            raise self.errors[0]
 
     def close(self) -> None:
         """Close every file."""

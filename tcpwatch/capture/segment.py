@@ -13,22 +13,22 @@ number from the tcpdump.org registry, ``data`` the captured bytes,
 The decoder turns a frame into a ``Segment``.
 """
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 Frame = tuple[float, int, bytes, int, int]
 
 # TCP header flag bits (RFC 9293 section 3.1, with ECE and CWR from RFC 3168).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
 
 # How many payload bytes a segment keeps for previews and keep-alive checks.
-PAYLOAD_PREVIEW = 64
+PAYLOAD_PREVIEW: Final = 64
 
 
 class Segment(NamedTuple):

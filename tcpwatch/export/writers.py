@@ -20,9 +20,13 @@ class JsonLinesWriter:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        # Built once: json.dumps would set up an encoder for every record.
+        # A record holds no containers that could refer back to themselves,
+        # so the check for circular references is left out.
+        self._encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.stream.write(self._encode(record) + "\n")
 
     def close(self) -> None:
         self.stream.flush()

@@ -10,29 +10,33 @@ The analysis runs before the tracker updates the sender's sequence state, so
 segment.
 """
 
+from typing import Final
+
 from tcpwatch.capture.segment import FIN, RST, SYN
 from tcpwatch.flow.endpoint import Endpoint
 
-RETRANSMISSION = 1 << 0
-FAST_RETRANSMISSION = 1 << 1
-SPURIOUS_RETRANSMISSION = 1 << 2
-OUT_OF_ORDER = 1 << 3
-PREVIOUS_SEGMENT_NOT_CAPTURED = 1 << 4
-DUP_ACK = 1 << 5
-ZERO_WINDOW = 1 << 6
-WINDOW_FULL = 1 << 7
-ZERO_WINDOW_PROBE = 1 << 8
-KEEP_ALIVE = 1 << 9
-WINDOW_UPDATE = 1 << 10
-BAD_CHECKSUM = 1 << 11
-STRAY_SYN = 1 << 12
-PORT_REUSE = 1 << 13
-DUPLICATE_CAPTURE = 1 << 14
+RETRANSMISSION: Final = 1 << 0
+FAST_RETRANSMISSION: Final = 1 << 1
+SPURIOUS_RETRANSMISSION: Final = 1 << 2
+OUT_OF_ORDER: Final = 1 << 3
+PREVIOUS_SEGMENT_NOT_CAPTURED: Final = 1 << 4
+DUP_ACK: Final = 1 << 5
+ZERO_WINDOW: Final = 1 << 6
+WINDOW_FULL: Final = 1 << 7
+ZERO_WINDOW_PROBE: Final = 1 << 8
+KEEP_ALIVE: Final = 1 << 9
+WINDOW_UPDATE: Final = 1 << 10
+BAD_CHECKSUM: Final = 1 << 11
+STRAY_SYN: Final = 1 << 12
+PORT_REUSE: Final = 1 << 13
+DUPLICATE_CAPTURE: Final = 1 << 14
 """The same segment captured a second time, e.g. on two interfaces of one host."""
-ACKED_UNSEEN = 1 << 15
+ACKED_UNSEEN: Final = 1 << 15
 """An ACK for data the capture has not shown (yet): lost, or captured late."""
 
-ANY_RETRANSMISSION = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+ANY_RETRANSMISSION: Final = (
+    RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+)
 
 MARK_NAMES = {
     RETRANSMISSION: "retransmission",
@@ -56,10 +60,10 @@ MARK_NAMES = {
 # Wireshark calls a segment that fills a hole out-of-order, not a
 # retransmission, when it arrives within this long of the highest segment and
 # no handshake round-trip time is known.
-DEFAULT_REORDER_WINDOW = 0.003
+DEFAULT_REORDER_WINDOW: Final = 0.003
 
 # A fast retransmission follows the duplicate ACKs within this long.
-FAST_RETRANSMISSION_WINDOW = 0.02
+FAST_RETRANSMISSION_WINDOW: Final = 0.02
 
 # A segment identical to its sender's previous one (sequence and ACK numbers,
 # flags, window, options and length), at most this long after it and with no
@@ -68,7 +72,7 @@ FAST_RETRANSMISSION_WINDOW = 0.02
 # in Linux). Faster resends answer a peer segment, which comes in between.
 # Once a connection is known to be captured twice, the peer condition is
 # dropped, because the peer's copies interleave with the sender's.
-DUPLICATE_CAPTURE_WINDOW = 0.001
+DUPLICATE_CAPTURE_WINDOW: Final = 0.001
 
 
 def mark_names(marks: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 import hashlib
 import ipaddress
+import socket
 from typing import NamedTuple
 
 from tcpwatch.capture.segment import Segment
@@ -167,7 +168,7 @@ class Connection:
 def format_address(address: bytes) -> str:
     """Return the usual text form of a 4- or 16-byte address."""
     if len(address) == 4:
-        return ".".join(str(part) for part in address)
+        return socket.inet_ntoa(address)
     return str(ipaddress.IPv6Address(address))
 
 

@@ -12,24 +12,26 @@ SYN had been seen just before the first segment, so relative numbering and
 byte counts work the same way.
 """
 
+from typing import Final
+
 from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.states import EndpointState
 
-SEQ_MOD = 1 << 32
-SEQ_HALF = 1 << 31
+SEQ_MOD: Final = 1 << 32
+SEQ_HALF: Final = 1 << 31
 SEQ_MASK = SEQ_MOD - 1
 
 NO_SEGMENT = Segment(float("nan"), b"", b"", -1, -1, -1, -1, 0, 0, 0, 0, b"", b"")
 """Stands for "no previous segment": it matches no real one (its time is NaN)."""
 
-MAX_HANDSHAKE_TIMES = 16
+MAX_HANDSHAKE_TIMES: Final = 16
 """SYN and SYN-ACK times kept per side. Linux sends at most 7 SYNs and 6
 SYN-ACKs by default (tcp_syn_retries 6, tcp_synack_retries 5), so only a
 flood of them reaches this."""
 
 # A content-gap model keeps at most this many out-of-order ranges per side;
 # past it, the oldest range is forgotten (its bytes may later count as a gap).
-MAX_BLOCKS = 64
+MAX_BLOCKS: Final = 64
 
 
 class Endpoint:

@@ -1,15 +1,15 @@
 """TCP option parsing (RFC 9293 section 3.2, RFC 7323, RFC 2018, RFC 7413)."""
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_WINDOW_SCALE = 3
-OPT_SACK_PERMITTED = 4
-OPT_SACK = 5
-OPT_TIMESTAMP = 8
-OPT_FAST_OPEN = 34
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_WINDOW_SCALE: Final = 3
+OPT_SACK_PERMITTED: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMP: Final = 8
+OPT_FAST_OPEN: Final = 34
 
 
 class TcpOptions(NamedTuple):

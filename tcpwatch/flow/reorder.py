@@ -23,14 +23,15 @@ place: it is released at once and counted in ``late``.
 import bisect
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from tcpwatch.capture.segment import Segment
 
-DEFAULT_HORIZON = 1.0
+DEFAULT_HORIZON: Final = 1.0
 """Seconds of capture time a segment waits for later, earlier-stamped ones."""
-DEFAULT_CAPACITY = 4096
+DEFAULT_CAPACITY: Final = 4096
 """Most segments held at once after the input was found out of order."""
-IN_ORDER_WINDOW = 64
+IN_ORDER_WINDOW: Final = 64
 """Segments held while the input has been in order so far."""
 
 
@@ -57,13 +58,19 @@ class ReorderBuffer:
         self.late = 0
         """Reordered segments that came too late to be put back in order."""
 
-    def ordered(self, segments: Iterable[Segment]) -> Iterator[Segment]:
-        """Yield ``segments`` sorted by timestamp, within the buffer's bounds."""
+    def ordered(
+        self, segments: Iterable[Segment], released: float = float("-inf")
+    ) -> Iterator[Segment]:
+        """Yield ``segments`` sorted by timestamp, within the buffer's bounds.
+
+        ``released`` is the timestamp of the last segment the caller already
+        passed on itself, when it takes over a stream part way: a segment
+        stamped earlier is late.
+        """
         held: deque[Segment] = deque()
         append = held.append
         popleft = held.popleft
         newest = float("-inf")
-        released = float("-inf")
         horizon = self.horizon
         wide = self.capacity
         narrow = min(IN_ORDER_WINDOW, wide)

@@ -51,9 +51,16 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from operator import attrgetter
+from typing import Final
 
 from tcpwatch.capture.segment import ACK, FIN, RST, SYN, Segment
 from tcpwatch.flow import analysis
+from tcpwatch.flow.analysis import (
+    ACKED_UNSEEN,
+    DUP_ACK,
+    DUPLICATE_CAPTURE,
+    DUPLICATE_CAPTURE_WINDOW,
+)
 from tcpwatch.flow.connection import Connection, SegmentView
 from tcpwatch.flow.endpoint import (
     MAX_BLOCKS,
@@ -78,25 +85,25 @@ from tcpwatch.flow.zeek import (
 
 logger = logging.getLogger("tcpwatch.flow")
 
-INACTIVE = EndpointState.INACTIVE
-SYN_SENT = EndpointState.SYN_SENT
-SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
-PARTIAL = EndpointState.PARTIAL
-ESTABLISHED = EndpointState.ESTABLISHED
-CLOSED = EndpointState.CLOSED
-RESET = EndpointState.RESET
+INACTIVE: Final = EndpointState.INACTIVE
+SYN_SENT: Final = EndpointState.SYN_SENT
+SYN_ACK_SENT: Final = EndpointState.SYN_ACK_SENT
+PARTIAL: Final = EndpointState.PARTIAL
+ESTABLISHED: Final = EndpointState.ESTABLISHED
+CLOSED: Final = EndpointState.CLOSED
+RESET: Final = EndpointState.RESET
 
 # Zeek's TOO_LARGE_SEQ_DELTA: a SYN or RST whose sequence number jumps further
 # than this from the last one is not trusted to move the sequence state.
-TOO_LARGE_SEQ_DELTA = 1 << 20
+TOO_LARGE_SEQ_DELTA: Final = 1 << 20
 
-DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
 """Seconds of silence that finish a connection (Zeek's tcp_inactivity_timeout)."""
-DEFAULT_CLOSE_DELAY = 5.0
+DEFAULT_CLOSE_DELAY: Final = 5.0
 """Seconds a closed connection waits for late packets (Zeek's tcp_close_delay)."""
-DEFAULT_MAX_SEGMENTS = 20000
+DEFAULT_MAX_SEGMENTS: Final = 20000
 """Segments kept per connection for its timeline; later ones are counted only."""
-DEFAULT_MAX_CONNECTIONS = 500_000
+DEFAULT_MAX_CONNECTIONS: Final = 500_000
 """Connections tracked at once before the least recently active is evicted.
 
 A half-open connection takes about 1.9 KB of resident memory (measured with
@@ -104,7 +111,7 @@ benchmarks/flood_memory.py), so a table full of them takes about 1 GB. The
 loopback benchmark corpus, at about 2,300 new connections a second, keeps
 10,000 to 14,000 tracked at a time."""
 
-MAX_REPEATED_LETTERS = 64
+MAX_REPEATED_LETTERS: Final = 64
 """History length up to which an S, H, F or R is repeated for a new sequence
 number (Zeek's rule). Past it, a stream of SYNs or RSTs at ever new numbers
 no longer grows the history, because only the once-per-side and the
@@ -112,7 +119,7 @@ logarithmic letters are still added, and those are bounded."""
 
 Key = tuple[bytes, int, bytes, int]
 
-_SWEEP_INTERVAL = 1.0
+_SWEEP_INTERVAL: Final = 1.0
 
 
 class FlowTracker:
@@ -334,22 +341,24 @@ class FlowTracker:
 
     def _update(self, conn: Connection, seg: Segment, is_orig: bool) -> None:
         endpoint, peer = (conn.orig, conn.resp) if is_orig else (conn.resp, conn.orig)
-        ts = seg.ts
-        if seg.bad_checksum:
+        # Every field once, into locals: compiled code pays for each access.
+        (ts, _, _, _, _, seq, ack, flags, window, length, ip_len, options, _,
+         bad_checksum) = seg  # fmt: skip
+        if bad_checksum:
             # Zeek drops a packet with a bad checksum after noting it.
             self._scaled_history(conn, endpoint, "C")
             self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
             return
 
-        flags = seg.flags
-        length = seg.payload_len
+        control = flags & (SYN | FIN | RST)
         seg_len = length
-        if flags & SYN:
-            seg_len += 1
-        if flags & FIN:
-            seg_len += 1
-        if flags & RST:
-            seg_len -= length  # data on a RST is not part of the stream
+        if control:
+            if flags & SYN:
+                seg_len += 1
+            if flags & FIN:
+                seg_len += 1
+            if flags & RST:
+                seg_len -= length  # data on a RST is not part of the stream
         # A copy of the sender's previous segment, captured a second time, is
         # counted as Zeek counts it (packets, history) but not analysed again.
         # A sender also repeats itself at once in answer to the peer (a
@@ -360,44 +369,68 @@ class FlowTracker:
         # connection's packets.
         prev = endpoint.prev_seg
         endpoint.prev_seg = seg
-        peer_between = peer.pkts != endpoint.prev_peer_pkts
-        endpoint.prev_peer_pkts = peer.pkts
+        peer_pkts = peer.pkts
+        peer_between = peer_pkts != endpoint.prev_peer_pkts
+        endpoint.prev_peer_pkts = peer_pkts
         duplicate = (
-            seg.seq == prev.seq
-            and seg.ack == prev.ack
+            seq == prev.seq
+            and ack == prev.ack
             and flags == prev.flags
             and length == prev.payload_len
-            and seg.window == prev.window
+            and window == prev.window
             and (conn.doubled or (seg_len > 0 and not peer_between))
-            and ts - prev.ts <= analysis.DUPLICATE_CAPTURE_WINDOW
-            and seg.options == prev.options
+            and ts - prev.ts <= DUPLICATE_CAPTURE_WINDOW
+            and options == prev.options
         )
         if duplicate:
             conn.doubled = True
 
         first = endpoint.state == INACTIVE
-        marks = analysis.DUPLICATE_CAPTURE if duplicate else 0
-        if first:
-            endpoint.first_time = ts
-            endpoint.advance_time = ts
-        marks |= self._init_endpoint(conn, endpoint, seg, seg_len)
+        marks = DUPLICATE_CAPTURE if duplicate else 0
+        if first or flags & SYN:
+            if first:
+                endpoint.first_time = ts
+                endpoint.advance_time = ts
+            marks |= self._init_endpoint(conn, endpoint, seg, seg_len)
 
-        rel_seq = endpoint.unwrap(seg.seq, endpoint.last)
+        # endpoint.unwrap(seq, last), inline: the relative number nearest last.
+        last = endpoint.last
+        rel_seq = (
+            last + ((seq - ((endpoint.isn + last) & SEQ_MASK) + SEQ_HALF) & SEQ_MASK)
+        ) - SEQ_HALF
         seq_underflow = rel_seq < 0
-        self._update_history(conn, endpoint, flags, rel_seq, length)
+        if control:
+            self._update_history(conn, endpoint, flags, rel_seq, length)
+        elif length or flags & ACK:
+            # Fast path: D and A are recorded once per side, so only the
+            # first of each needs the history update.
+            letter_bit = HIST_DATA if length else HIST_ACK
+            if not is_orig:
+                letter_bit <<= RESP_SHIFT
+            if not conn.hist_seen & letter_bit:
+                self._update_history(conn, endpoint, flags, rel_seq, length)
 
         if flags & SYN:
-            options = parse_options(seg.options)
-            self._note_syn(conn, endpoint, peer, seg, options, duplicate)
-        elif b"\x05" in seg.options:
+            parsed = parse_options(options)
+            self._note_syn(conn, endpoint, peer, seg, parsed, duplicate)
+        elif b"\x05" in options:
             # Option kind 5 is SACK; the byte may also be part of another
             # option's value, which the parse sorts out.
-            if parse_options(seg.options).sack_blocks:
+            if parse_options(options).sack_blocks:
                 endpoint.mark_counts().sack_segments += 1
-        self._update_window(conn, endpoint, peer, seg, flags)
+        # RFC 7323 section 2.2: the window in a SYN is never scaled.
+        scaled_window = window if flags & SYN else window << endpoint.window_scale
+        if not flags & RST:
+            if scaled_window == 0 and peer.state != CLOSED and endpoint.state != RESET:
+                self._scaled_history(conn, endpoint, "W")
+            endpoint.window = scaled_window
 
+        # analyze_data finds nothing in a segment without SYN, FIN or RST that
+        # starts at the highest sequence number seen: new data in order, or a
+        # pure ACK. That is most segments, so the call is skipped for them.
         if (
-            not first
+            (control or rel_seq != last)
+            and not first
             and not seq_underflow
             and not duplicate
             and not (flags & SYN and _answers_crossing_syn(endpoint, flags))
@@ -430,47 +463,80 @@ class FlowTracker:
             if peer.state == INACTIVE:
                 rel_ack = 1
                 # Number the peer as though its SYN had been seen just before.
-                peer.isn = (seg.ack - 1) & SEQ_MASK
+                peer.isn = (ack - 1) & SEQ_MASK
                 peer.ack = 0
                 peer.last = 0
             else:
-                rel_ack = peer.unwrap(seg.ack, peer.ack)
+                # peer.unwrap(ack, peer.ack), inline.
+                acked = peer.ack
+                rel_ack = (
+                    acked
+                    + ((ack - ((peer.isn + acked) & SEQ_MASK) + SEQ_HALF) & SEQ_MASK)
+                ) - SEQ_HALF
                 if rel_ack < 0:
                     rel_ack = 0
-                elif not flags & RST and rel_ack > peer.ack:
-                    if not (seg.ack == 0 and rel_ack - peer.ack > TOO_LARGE_SEQ_DELTA):
+                elif not flags & RST and rel_ack > acked:
+                    if not (ack == 0 and rel_ack - acked > TOO_LARGE_SEQ_DELTA):
                         peer.ack = rel_ack
                     if rel_ack > peer.last:
-                        marks |= analysis.ACKED_UNSEEN
-            if not duplicate:
+                        marks |= ACKED_UNSEEN
+            # analyze_ack marks a pure ACK only when it repeats the sender's
+            # previous ACK (duplicate ACK, window update) or closes the window.
+            if not duplicate and (
+                length or control or window == 0 or rel_ack == endpoint.last_ack_sent
+            ):
                 marks |= analysis.analyze_ack(
-                    endpoint, peer, flags, length, rel_seq, rel_ack, seg.window
+                    endpoint, peer, flags, length, rel_seq, rel_ack, window
                 )
         if flags & FIN and endpoint.fin_ack is None:
             endpoint.fin_ack = rel_ack if flags & ACK else -1
 
-        delta_last = self._update_last_seq(
-            conn, endpoint, rel_seq + seg_len, flags, length
-        )
+        if control:
+            delta_last = self._update_last_seq(
+                conn, endpoint, rel_seq + seg_len, flags, length
+            )
+        else:
+            # _update_last_seq without its SYN, FIN and RST cases.
+            delta_last = ((rel_seq + seg_len - last + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+            if endpoint.state == RESET:
+                pass
+            elif delta_last > 0:
+                endpoint.last = last + delta_last
+            elif length > 0:
+                # Zeek's retransmission: payload that does not advance the sender.
+                self._scaled_history(conn, endpoint, "T")
         if delta_last > 0:
             endpoint.advance_time = ts
         endpoint.last_time = ts
-        if not (conn.orig.did_close and conn.resp.did_close):
-            if ts > conn.last_time:
-                conn.last_time = ts
+        if ts > conn.last_time and not (conn.orig.did_close and conn.resp.did_close):
+            conn.last_time = ts
         if ts < conn.start_time:
             conn.start_time = ts
 
-        do_close = self._state_machine(
-            conn, endpoint, peer, seg, is_orig, length, delta_last
-        )
+        # Without SYN, FIN or RST only a first segment changes the state.
+        do_close = False
+        if control or first:
+            do_close = self._state_machine(
+                conn, endpoint, peer, seg, is_orig, length, delta_last
+            )
         if conn.handshake_ack_time is None:
             self._note_handshake(conn, flags, is_orig, rel_ack, ts)
 
-        if flags & ACK:
+        # _ack_received changes nothing unless the ACK passes what the
+        # content-gap model has, or a gap is pending.
+        if flags & ACK and (peer.pending_ack or rel_ack > peer.reassem):
             self._ack_received(conn, peer, rel_ack)
         if length and not flags & RST and not seq_underflow:
-            self._data_sent(conn, endpoint, rel_seq + (1 if flags & SYN else 0), length)
+            start = rel_seq + 1 if flags & SYN else rel_seq
+            if (
+                start == endpoint.reassem
+                and start >= endpoint.ack
+                and not endpoint.blocks
+            ):
+                # _data_sent's in-order case: the data follows what was seen.
+                endpoint.reassem = start + length
+            else:
+                self._data_sent(conn, endpoint, start, length)
             if endpoint.data_time is None:
                 endpoint.data_time = ts
         if endpoint.pending_ack:
@@ -479,17 +545,17 @@ class FlowTracker:
             self._connection_closed(conn, endpoint, peer)
 
         endpoint.pkts += 1
-        endpoint.ip_bytes += seg.ip_len
+        endpoint.ip_bytes += ip_len
         if marks:
             _count_marks(endpoint, marks, flags)
         if flags & ACK:
             # A run of duplicate ACKs ends with any ACK that moves.
-            if marks & analysis.DUP_ACK:
+            if marks & DUP_ACK:
                 endpoint.dup_ack_run += 1
             elif rel_ack != endpoint.last_ack_sent:
                 endpoint.dup_ack_run = 0
             endpoint.last_ack_sent = rel_ack
-            endpoint.last_window_sent = seg.window
+            endpoint.last_window_sent = window
         if conn.segments is not None:
             self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
 
@@ -641,26 +707,6 @@ class FlowTracker:
                 endpoint.window_scale = 0
             else:
                 endpoint.window_scale = scale
-
-    def _update_window(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        seg: Segment,
-        flags: int,
-    ) -> None:
-        # RFC 7323 section 2.2: the window in a SYN is never scaled.
-        window = seg.window if flags & SYN else seg.window << endpoint.window_scale
-        if (
-            window == 0
-            and not flags & RST
-            and peer.state != CLOSED
-            and endpoint.state != RESET
-        ):
-            self._scaled_history(conn, endpoint, "W")
-        if not flags & RST:
-            endpoint.window = window
 
     def _update_last_seq(
         self,

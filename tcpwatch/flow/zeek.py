@@ -18,18 +18,20 @@ sequence number differs from the previous one of that kind. C, G, T and W are
 recorded when their count reaches 1, 10, 100, ... (logarithmic scaling).
 """
 
+from typing import Final
+
 from tcpwatch.flow.states import INACTIVE_STATES, EndpointState
 
 # Bits of Connection.hist_seen, one per "recorded once" letter kind; the
 # responder's bits are these shifted left by 16, as in Zeek's Conn.h.
-HIST_SYN = 0x1
-HIST_FIN = 0x2
-HIST_RST = 0x4
-HIST_FIN_RST = 0x8
-HIST_DATA = 0x10
-HIST_ACK = 0x20
-HIST_MULTI_FLAG = 0x40
-RESP_SHIFT = 16
+HIST_SYN: Final = 0x1
+HIST_FIN: Final = 0x2
+HIST_RST: Final = 0x4
+HIST_FIN_RST: Final = 0x8
+HIST_DATA: Final = 0x10
+HIST_ACK: Final = 0x20
+HIST_MULTI_FLAG: Final = 0x40
+RESP_SHIFT: Final = 16
 
 # Zeek's likely_server_ports: with no SYN to say who opened a connection, a
 # connection whose first packet comes *from* one of these ports is flipped so
