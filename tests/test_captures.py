@@ -107,3 +107,28 @@ def test_fresh_loopback_recording(tmp_path: Path):
     for name in names:
         records = read_records(tmp_path / name)
         assert classes(records) == Counter(EXPECTED[name]), name
+
+
+def test_validate_checksums_keeps_one_connection_per_tuple():
+    """Loopback segments carry unfilled checksums: dropped, but not split."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcpwatch",
+            "read",
+            str(CAPTURES / "clean-exchange.pcap"),
+            "--validate-checksums",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 1
+    assert set(records[0]["history"]) == {"C", "c"}
+    assert "bad checksums" in records[0]["verdict"]
+    assert "without --validate-checksums" in done.stderr

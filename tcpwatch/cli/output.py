@@ -115,6 +115,18 @@ class OfflineReport:
                 f"; {result.evicted:,} {noun} evicted at the --max-connections limit"
             )
         self.stderr.print(summary, style="dim", soft_wrap=True)
+        if (
+            result.stats.bad_checksum
+            and result.stats.bad_checksum * 2 >= result.stats.tcp
+        ):
+            self.stderr.print(
+                "note: most segments had bad checksums and were dropped; a capture "
+                "taken on a sending host (loopback included) holds checksums that "
+                "the network card fills in later, so read it without "
+                "--validate-checksums",
+                style="yellow",
+                soft_wrap=True,
+            )
         for error in result.errors:
             # An error with an offset broke a file part way; one without
             # (only with --separate) kept the file from being read at all.

@@ -183,7 +183,14 @@ class FlowTracker:
             key = (dst, dport, src, sport)
         conn = self._table.get(key)
         reused = False
-        if conn is not None and seg.flags & SYN and self._is_reuse(conn, seg):
+        # A segment with a bad checksum is dropped after it is noted, so it
+        # cannot open a new incarnation of the 4-tuple either.
+        if (
+            conn is not None
+            and seg.flags & SYN
+            and not seg.bad_checksum
+            and self._is_reuse(conn, seg)
+        ):
             self._finish(conn, "reused")
             conn = None
             reused = True

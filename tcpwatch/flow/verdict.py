@@ -17,8 +17,17 @@ from tcpwatch.units import format_bytes, format_seconds
 
 def verdict(conn: Connection, record: dict[str, Any]) -> str:
     """Return a sentence a person can act on, e.g. "server refused: ..."."""
+    bad = _bad_checksums(conn)
+    if bad and not record["orig_pkts"] and not record["resp_pkts"]:
+        return (
+            f"all {_count(bad, 'segment')} had bad checksums and were dropped: "
+            "a capture on the sending host shows checksums the network card "
+            "fills in later; read it without --validate-checksums"
+        )
     outcome = _outcome(conn, record)
     details = _details(record)
+    if bad:
+        details.insert(0, f"{_count(bad, 'segment')} with bad checksums dropped")
     if details:
         return f"{outcome}; {', '.join(details)}"
     return outcome
@@ -120,6 +129,15 @@ def _reset(conn: Connection, record: dict[str, Any], size: str) -> str:
     if record["orig_bytes"] + record["resp_bytes"]:
         return f"reset by the {side} {into} into the transfer ({size} exchanged)"
     return f"reset by the {side} {into} after the handshake, before any data"
+
+
+def _bad_checksums(conn: Connection) -> int:
+    """Return how many segments validation dropped for a bad checksum."""
+    return sum(
+        endpoint.marks.chk_count
+        for endpoint in (conn.orig, conn.resp)
+        if endpoint.marks is not None
+    )
 
 
 def _details(record: dict[str, Any]) -> list[str]:
