@@ -57,6 +57,8 @@ _PREFERENCES = {
 _JSON_PROTOCOLS = ["-J", "frame ip ipv6 tcp"]
 # Bytes copied per read between dumpcap, files and tshark.
 _CHUNK = 64 * 1024
+# Seconds to wait for tshark to exit once its output has ended.
+_EXIT_TIMEOUT = 10.0
 
 # Wireshark's checksum status value for a wrong checksum (PROTO_CHECKSUM_E_BAD).
 _CHECKSUM_BAD = "0"
@@ -283,22 +285,51 @@ def file_segments(
         prefs.update({"ip.check_checksum": "TRUE", "tcp.check_checksum": "TRUE"})
     capture = _open_file_capture(path, prefs, intact_bytes)
     convert = converter.convert
+    failure = None
     try:
         for packet in capture:
             segment = convert(packet)
             if segment is not None:
                 yield segment
+        failure = _failed_exit(capture)
     except TSharkCrashException as crash:
-        error = CaptureFileError(
-            path,
-            f"tshark failed to read it: {tshark_error_line(crash)}; the native "
-            "backend (without --backend tshark) may read it",
-        )
-        if errors is None:
-            raise error from None
-        errors.append(error)
+        failure = tshark_error_line(crash)
     finally:
         _close_quietly(capture)
+    if failure is None:
+        return
+    error = CaptureFileError(
+        path,
+        f"tshark failed to read it: {failure}; the native backend (without "
+        "--backend tshark) may read it",
+    )
+    if errors is None:
+        raise error
+    errors.append(error)
+
+
+def _failed_exit(capture: Any) -> str | None:
+    """Wait for tshark to exit after its output ended; return its error if it failed.
+
+    pyshark raises ``TSharkCrashException`` only when tshark has exited by
+    the time pyshark closes the capture, and kills it otherwise. A tshark
+    that failed at the end of a file can still be writing its message then,
+    so its exit status is collected here first.
+    """
+    import asyncio
+
+    loop = capture.eventloop
+    for process in list(capture._running_processes):
+        try:
+            loop.run_until_complete(asyncio.wait_for(process.wait(), _EXIT_TIMEOUT))
+        except TimeoutError:
+            logger.debug("tshark.exit_timeout pid=%s", process.pid)
+            continue
+        if process.returncode:
+            # The message is complete once tshark's stderr has ended.
+            loop.run_until_complete(asyncio.gather(*capture._stderr_handling_tasks))
+            return _tshark_words(capture._last_error_line)
+    return None
 
 
 def _open_file_capture(
@@ -362,8 +393,11 @@ def tshark_error_line(crash: BaseException) -> str:
     debug mode, none of which helps a tcpwatch user.
     """
     match = _LAST_ERROR_LINE.search(str(crash))
-    line = match.group(1).strip() if match else ""
-    line = line.removeprefix("tshark: ")
+    return _tshark_words(match.group(1) if match else "")
+
+
+def _tshark_words(line: str | None) -> str:
+    line = (line or "").strip().removeprefix("tshark: ")
     return line or "tshark ended with an error and printed no message"
 
 
