@@ -2,6 +2,7 @@
 
 import io
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -17,10 +18,10 @@ from scripted import Conversation
 
 from tcpwatch.capture.live_feed import CaptureStatus
 from tcpwatch.capture.pcapfile import open_capture
-from tcpwatch.capture.segment import ACK, FIN, PSH
+from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN
 from tcpwatch.flow.record import build_record
 from tcpwatch.flow.tracker import FlowTracker
-from tcpwatch.render.dashboard import Dashboard
+from tcpwatch.render.dashboard import Dashboard, fit_endpoints
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -80,16 +81,17 @@ def test_dashboard_fits_80x24() -> None:
     assert len(lines) == 24
     assert max(len(line) for line in lines) <= 80
     assert lines[0].startswith("tcpwatch lo  filter: tcp port 80")
-    assert "connections 4 open, 2 finished" in lines[1]
-    assert "totals SF 2" in lines[2]
-    assert "connection" in lines[3]
+    assert "connections 4 open" in lines[1]
+    assert lines[2].startswith("finished: 2 (2 SF)")
+    assert "client → server" in lines[3]
     assert "state" in lines[3]
+    assert "j/k select" in lines[23]
 
 
-def test_dashboard_narrow_rows_show_responder() -> None:
+def test_dashboard_narrow_rows_show_both_endpoints() -> None:
     dashboard, _, console = make_dashboard()
     text = "\n".join(render(dashboard, console))
-    assert ":40005 → 10.0.0.2:80" in text
+    assert "10.0.0.1:40005 → 10.0.0.2:80" in text
     assert "transfer" in text
     assert "closed SF" in text
 
@@ -134,13 +136,16 @@ def test_dashboard_selection_moves_and_follows_again() -> None:
     assert dashboard.view().timeline.number == 6  # type: ignore[union-attr]
 
 
-def test_dashboard_finished_rows_linger_then_leave() -> None:
+def test_dashboard_finished_rows_linger_then_dim() -> None:
     dashboard, clock, _ = make_dashboard(count=1, closed_every=1)
     rows = dashboard.view().rows
     assert [row.state for row in rows] == ["SF"]
     assert rows[0].finished
+    assert not rows[0].past
     clock.now += dashboard.linger + 1
-    assert dashboard.view().rows == []
+    rows = dashboard.view().rows
+    assert [row.state for row in rows] == ["SF"]
+    assert rows[0].past
     assert dashboard.totals["SF"] == 1
 
 
@@ -279,32 +284,51 @@ class Tmux:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-def hold_connections(port: int, count: int, release: threading.Event) -> None:
-    """Open ``count`` connections on loopback, close the first, hold the rest."""
+def hold_connections(
+    address: str, port: int, count: int, release: threading.Event, held: int = 3
+) -> None:
+    """Open ``count`` connections on ``address``, close all but the last ``held``.
+
+    The others are closed when ``release`` is set.
+    """
     with socket.socket() as server:
-        server.bind(("127.0.0.1", port))
+        server.bind((address, port))
         server.listen()
         pairs = []
         for index in range(count):
-            client = socket.create_connection(("127.0.0.1", port))
+            client = socket.create_connection(
+                (address, port), source_address=(address, 0)
+            )
             conn, _ = server.accept()
             client.sendall(b"x" * (index + 1) * 10)
             conn.recv(1000)
             pairs.append((client, conn))
             time.sleep(0.05)
-        pairs[0][0].close()
-        pairs[0][1].close()
+        closed = count - held
+        for client, conn in pairs[:closed]:
+            client.close()
+            conn.close()
         release.wait(60)
-        for client, conn in pairs[1:]:
+        for client, conn in pairs[closed:]:
             client.close()
             conn.close()
 
 
-def free_port() -> int:
+def own_loopback() -> tuple[str, int]:
+    """Return a 127.x.y.z address and a free port on it that no other test uses.
+
+    The second byte is from 100 to 199, clear of 127.0.0.1 and of the
+    127.77.0.0/16 flood of the live drop test, so that the capture filter on
+    this address sees only this test's traffic.
+    """
+    number = random.SystemRandom().getrandbits(24)
+    address = (
+        f"127.{100 + number % 100}.{(number >> 8) & 0xFF}.{1 + (number >> 16) % 254}"
+    )
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         port: int = probe.getsockname()[1]
-        return port
+    return address, port
 
 
 @pytest.mark.root
@@ -313,27 +337,33 @@ def free_port() -> int:
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])
 def test_dashboard_in_tmux(size: tuple[int, int]) -> None:
     width, height = size
-    port = free_port()
+    address, port = own_loopback()
     command = (
-        f"{sys.executable} -m tcpwatch live lo -f 'tcp port {port}' --duration 60; "
-        "echo EXIT=$?; sleep 60"
+        f"{sys.executable} -m tcpwatch live lo -f 'host {address} and tcp port "
+        f"{port}' --duration 60; echo EXIT=$?; sleep 60"
     )
     tmux = Tmux(command, width, height)
     release = threading.Event()
-    traffic = threading.Thread(target=hold_connections, args=(port, 4, release))
+    traffic = threading.Thread(
+        target=hold_connections, args=(address, port, 4, release)
+    )
     try:
         tmux.wait_for("waiting for TCP connections")
         traffic.start()
         screen = tmux.wait_for("closed SF")
         lines = screen.splitlines()
-        assert lines[0].startswith("tcpwatch lo  filter: tcp port")
+        assert lines[0].startswith("tcpwatch lo  filter: host")
         assert "dropped 0" in lines[1]
-        assert "connections 4 open" in screen
+        # The closed connection counts as finished, not as open.
+        assert "connections 3 open" in lines[1]
+        assert lines[2].startswith("finished: 1 (1 SF)")
         assert "transfer" in screen
-        assert "╭─ #1 127.0.0.1:" in screen  # the last active: #1 closed last
+        assert f"{address}:{port}" in screen  # the server's port, not cut off
+        assert "j/k select" in lines[-1]
+        assert f"╭─ #1 {address}:" in screen  # the last active: #1 closed last
 
         tmux.keys("j")
-        screen = tmux.wait_for("╭─ #4 127.0.0.1:")
+        screen = tmux.wait_for(f"╭─ #4 {address}:")
         if width >= 140:
             header_row = next(line for line in screen.splitlines() if "state" in line)
             assert "╭─ #4" in header_row, screen
@@ -400,3 +430,253 @@ def test_dashboard_blocked_terminal_does_not_stop_feed() -> None:
         terminal.release.set()
         runner.join(30)
     assert not runner.is_alive()
+
+
+# -- finished connections, the header totals and the footer --------------------
+
+
+def finished_dashboard(
+    states: list[str], width: int = 80, height: int = 24
+) -> tuple[Dashboard, Clock, Console]:
+    """A dashboard whose connections, one per state in ``states``, all finished.
+
+    Each state is "SF", "REJ" or "RSTO"; connections start a second apart,
+    and the clock is past their linger time.
+    """
+    tracker = FlowTracker(keep_segments=True, close_delay=0.5)
+    clock = Clock(float(len(states)) + 1)
+    console = Console(file=io.StringIO(), width=width, height=height)
+    status = CaptureStatus("lo", started=0.0)
+    dashboard = Dashboard(tracker, status, console=console, clock=clock, keys=False)
+    for index, state in enumerate(states):
+        talk = Conversation(client_port=41000 + index)
+        if state == "REJ":
+            talk.client(SYN)
+            talk.server(RST | ACK)
+        else:
+            talk.handshake()
+            talk.client(PSH | ACK, 10)
+            talk.server(ACK)
+            if state == "RSTO":
+                talk.client(RST | ACK)
+            else:
+                talk.client(FIN | ACK)
+                talk.server(FIN | ACK)
+                talk.client(ACK)
+        for segment in talk.segments:
+            tracker.process(segment._replace(ts=segment.ts + index))
+    tracker.expire(clock.now)
+    dashboard.feed._deliver(tracker.pop_finished())
+    clock.now += dashboard.linger + 1
+    return dashboard, clock, console
+
+
+TEN_STATES = ["SF"] * 4 + ["REJ"] + ["SF"] * 4 + ["RSTO"]
+
+
+def test_dashboard_header_shows_finished_totals() -> None:
+    dashboard, _, console = finished_dashboard(TEN_STATES)
+    lines = render(dashboard, console)
+    assert lines[2].startswith("finished: 10 (8 SF, 1 REJ, 1 RSTO)")
+
+
+def test_dashboard_shows_finished_when_none_open() -> None:
+    dashboard, _, console = finished_dashboard(TEN_STATES)
+    text = "\n".join(render(dashboard, console))
+    assert "waiting for TCP connections" not in text
+    assert "no connection yet" not in text
+    assert "connections 0 open" in text
+    assert "closed RSTO" in text
+
+
+def test_dashboard_past_rows_newest_first_and_dimmed() -> None:
+    dashboard, _, _ = finished_dashboard(TEN_STATES)
+    rows = dashboard.view().rows
+    numbers = [row.number for row in rows]
+    assert numbers[0] == 10
+    assert numbers == sorted(numbers, reverse=True)
+    assert all(row.past for row in rows)
+
+
+def test_dashboard_past_rows_keep_timeline() -> None:
+    dashboard, _, _ = finished_dashboard(TEN_STATES)
+    timeline = dashboard.view().timeline
+    assert timeline is not None
+    assert timeline.number == 10
+    assert timeline.segments
+
+
+def test_dashboard_open_rows_come_before_past_ones() -> None:
+    dashboard, clock, _ = finished_dashboard(["SF", "SF"])
+    talk = Conversation(client_port=42000)
+    talk.handshake()
+    for segment in talk.segments:
+        dashboard.tracker.process(segment._replace(ts=segment.ts + 2.5))
+    rows = dashboard.view().rows
+    assert [row.number for row in rows] == [3, 2, 1]
+    assert [row.past for row in rows] == [False, True, True]
+
+
+def test_dashboard_closed_counts_as_finished() -> None:
+    tracker = FlowTracker(keep_segments=True)  # the default 5 s close delay
+    console = Console(file=io.StringIO(), width=80, height=24)
+    clock = Clock(10.0)
+    dashboard = Dashboard(
+        tracker, CaptureStatus("lo"), console=console, clock=clock, keys=False
+    )
+    for index in range(4):
+        for segment in conversation(40000 + index, float(index), closed=True):
+            tracker.process(segment)
+    lines = render(dashboard, console)
+    text = "\n".join(lines)
+    assert "closed SF" in text
+    assert "connections 0 open" in lines[1]
+    assert lines[2].startswith("finished: 4 (4 SF)")
+    assert dashboard.status.finished == 0  # the tracker still holds them
+
+
+def test_dashboard_footer_lists_keys() -> None:
+    dashboard, _, console = make_dashboard()
+    last = render(dashboard, console)[-1]
+    assert "j/k select" in last
+    assert "Esc follow newest" in last
+    assert "q quit" in last
+
+
+def test_dashboard_footer_follows_hint() -> None:
+    dashboard, _, console = make_dashboard()
+    dashboard.hint = "Space next segment"
+    assert render(dashboard, console)[-1].strip() == "Space next segment"
+
+
+# -- 80 columns: both endpoints stay readable --------------------------------------
+
+LOOPBACK = bytes([127, 0, 0, 1])
+
+
+def loopback_dashboard(
+    client: bytes, server: bytes, width: int = 80
+) -> tuple[Dashboard, Console]:
+    """A dashboard of 14 connections from ``client`` ports 58611 on to ``server``."""
+    tracker = FlowTracker(keep_segments=True)
+    console = Console(file=io.StringIO(), width=width, height=24)
+    dashboard = Dashboard(
+        tracker, CaptureStatus("lo"), console=console, clock=Clock(20.0), keys=False
+    )
+    for index in range(14):
+        talk = Conversation(client_port=58611 + index, server_port=54185)
+        talk.handshake()
+        talk.client(PSH | ACK, 100)
+        for segment in talk.segments:
+            forward = segment.sport == 58611 + index
+            tracker.process(
+                segment._replace(
+                    ts=segment.ts + index,
+                    src=client if forward else server,
+                    dst=server if forward else client,
+                )
+            )
+    return dashboard, console
+
+
+def test_dashboard_80_columns_show_both_endpoints() -> None:
+    dashboard, console = loopback_dashboard(LOOPBACK, LOOPBACK)
+    lines = render(dashboard, console)
+    row = next(line for line in lines if line.lstrip().startswith("14 "))
+    assert "127.0.0.1:58624 → 127.0.0.1:54185" in row
+    assert "transfer" in row
+
+
+def test_dashboard_80_columns_shorten_ipv6_from_left() -> None:
+    client = bytes.fromhex("20010db8aaaabbbbccccdddd00000001")
+    server = bytes.fromhex("20010db8aaaabbbbccccdddd00000002")
+    dashboard, console = loopback_dashboard(client, server)
+    lines = render(dashboard, console)
+    row = next(line for line in lines if line.lstrip().startswith("14 "))
+    assert "…" in row
+    assert "0:1]:58624 → " in row
+    assert "0:2]:54185" in row
+    assert "transfer" in row
+
+
+def test_dashboard_wide_shows_age_and_idle() -> None:
+    dashboard, console = loopback_dashboard(LOOPBACK, LOOPBACK, width=120)
+    header = next(line for line in render(dashboard, console) if "rtx" in line)
+    assert "age" in header
+    assert "idle" in header
+
+
+def test_dashboard_narrow_leaves_out_age_and_idle() -> None:
+    dashboard, console = loopback_dashboard(LOOPBACK, LOOPBACK)
+    header = next(line for line in render(dashboard, console) if "rtx" in line)
+    assert "age" not in header
+    assert "idle" not in header
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (40, "127.0.0.1:58624 → 127.0.0.1:54185"),
+        (33, "127.0.0.1:58624 → 127.0.0.1:54185"),
+        (32, "…7.0.0.1:58624 → 127.0.0.1:54185"),
+        (31, "…7.0.0.1:58624 → …7.0.0.1:54185"),
+        (24, "…0.1:58624 → ….0.1:54185"),
+        (10, "…1:58624 → …1:54185"),
+    ],
+)
+def test_fit_endpoints_cuts_hosts_from_left(width: int, expected: str) -> None:
+    assert fit_endpoints("127.0.0.1:58624", "127.0.0.1:54185", width) == expected
+
+
+def test_fit_endpoints_keeps_ipv6_ports() -> None:
+    shown = fit_endpoints("[2001:db8::1]:40000", "[2001:db8::2]:443", 28)
+    assert len(shown) == 28
+    assert shown.endswith("::2]:443")
+    assert ":40000 → " in shown
+
+
+@pytest.mark.root
+@needs_root
+@needs_tmux
+def test_dashboard_in_tmux_keeps_finished_rows() -> None:
+    address, port = own_loopback()
+    command = (
+        f"{sys.executable} -m tcpwatch live lo -f 'host {address} and tcp port "
+        f"{port}' --duration 60; echo EXIT=$?; sleep 60"
+    )
+    tmux = Tmux(command, 80, 24)
+    release = threading.Event()
+    release.set()  # every connection closes at once
+    try:
+        tmux.wait_for("waiting for TCP connections")
+        hold_connections(address, port, 3, release, held=0)
+        tmux.wait_for("finished: 3 (3 SF)")
+        # Past the tracker's close delay and the dashboard's linger time.
+        time.sleep(12)
+        screen = tmux.screen()
+        lines = screen.splitlines()
+        assert "waiting for TCP connections" not in screen
+        assert "no connection yet" not in screen
+        assert "connections 0 open" in lines[1]
+        assert lines[2].startswith("finished: 3 (3 SF)")
+        assert screen.count("closed SF") == 3
+        assert f"╭─ #3 {address}:" in screen
+        tmux.keys("q")
+        tmux.wait_for("EXIT=0")
+    finally:
+        tmux.close()
+
+
+@pytest.mark.parametrize("command", ["live", "replay"])
+def test_dashboard_keys_in_help(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Up/Down or j/k select" in result.stdout
+    assert "Esc follows the newest" in result.stdout
+    assert "q stops" in result.stdout

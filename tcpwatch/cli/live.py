@@ -202,7 +202,12 @@ def live(
     """Capture on an interface and show TCP connections as they happen.
 
     Needs root or CAP_NET_RAW. Stop with Ctrl-C: the --write file is complete,
-    and the summary and the connection records are printed. With --policy or
+    and the summary and the connection records are printed.
+
+    Dashboard keys (the table format on a terminal): Up/Down or j/k select a
+    connection and show its timeline, Esc follows the newest again, q stops.
+
+    With --policy or
     --policy-from-terraform, every connection is also audited against the
     firewall rules, the audit report is printed at the end, and the exit
     status is 1 when traffic went through a hole in the rules.

@@ -6,14 +6,18 @@ few times per second. Each refresh copies what it shows from the tracker
 while holding the feed's lock, then renders without it, so a slow terminal
 delays the picture and never the capture.
 
-The screen has three parts. The header shows the source, the filter,
-packets, packets per second, kernel drops, open and finished connections,
-and totals by ``conn_state``. Below it are a table of connections, ordered
+The screen has four parts. The header shows the source, the filter,
+packets, packets per second, kernel drops, open connections, and finished
+connections with their totals by ``conn_state``. A connection counts as
+finished once both sides have closed it (FIN each way, or a RST), before the
+tracker lets go of it. Below the header are a table of connections, ordered
 by last activity, and the timeline of the selected connection, which by
-default is the most recently active one. Finished connections stay in the
-table for ``linger`` seconds, then only count in the totals. On a terminal,
-the arrow keys (or j and k) select a row, Escape follows the most recent
-connection again, and q stops.
+default is the most recently active one. Finished connections stay among the
+open ones for ``linger`` seconds. After that they fill the rows the open ones
+leave free, dimmed, newest first, so a quiet capture still shows what
+happened last. The footer lists the keys: on a
+terminal, the arrow keys (or j and k) select a row, Escape follows the most
+recent connection again, and q stops.
 """
 
 import contextlib
@@ -34,6 +38,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.layout import Layout
 from rich.live import Live
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.style import Style
@@ -56,13 +61,20 @@ from tcpwatch.render.style import CONN_STATE_STYLES, PHASE_STYLES, printable
 from tcpwatch.units import format_bytes, format_seconds
 
 DEFAULT_LINGER = 5.0
-"""Seconds a finished connection stays in the table."""
+"""Seconds a finished connection stays among the open ones, before it is dimmed."""
 KEEP_FINISHED = 1000
 """Finished connections kept for the table printed when the dashboard stops."""
+KEEP_TIMELINES = 32
+"""Latest finished connections whose segments are kept for the timeline panel."""
 WIDE_FROM = 140
 """From this many columns the timeline goes beside the table, not below it."""
+ALL_COLUMNS_FROM = 100
+"""From this many columns the table also shows each connection's age and idle time."""
+KEY_HINT = "↑/↓ j/k select · Esc follow newest · q quit"
+"""The footer of a live dashboard: the keys ``_KeyReader`` handles."""
 
 _HEADER_LINES = 3
+_FOOTER_LINES = 1
 _RATE_WINDOW = 2.0
 
 
@@ -80,6 +92,8 @@ class Row:
     state: str
     """Zeek's conn_state code as of now."""
     finished: bool
+    past: bool
+    """Finished longer ago than the linger time: shown dimmed, below the rest."""
     age: float
     idle: float
     orig_bytes: int
@@ -100,11 +114,13 @@ class Dashboard:
             and ``dropped`` in it.
         console: where to draw; stdout by default.
         refresh_per_second: screen refreshes per second.
-        linger: seconds a finished connection stays in the table.
+        linger: seconds a finished connection stays among the open ones.
         clock: the current time, in the frames' time base (wall clock for a
             live capture, the replayed time for a replay).
         keys: read selection keys from stdin when it is a terminal.
         decoded: the batches carry ``Segment`` records instead of frames.
+        hint: the footer line, which names the keys that work. A driver
+            that reads keys of its own sets the attribute as they change.
 
     Use ``run(batches)`` to feed and draw until the source ends, ``stop()``
     is called, or q is pressed. ``view()`` returns one frame of the screen as a
@@ -122,6 +138,7 @@ class Dashboard:
         clock: Callable[[], float] = time.time,
         keys: bool = True,
         decoded: bool = False,
+        hint: str = KEY_HINT,
     ) -> None:
         self.tracker = tracker
         self.status = status
@@ -133,6 +150,7 @@ class Dashboard:
         self.linger = linger
         self.clock = clock
         self.keys = keys
+        self.hint = hint
         self.feed = FrameFeed(
             tracker, status, self._finished, clock=clock, decoded=decoded
         )
@@ -141,6 +159,7 @@ class Dashboard:
         """Finished connections per conn_state code."""
         self.kept: deque[Connection] = deque(maxlen=KEEP_FINISHED)
         """The latest finished connections, oldest first."""
+        self._timelines: deque[Connection] = deque()
         self.selected: str | None = None
         """uid of the selected connection; None follows the most recent one."""
         self._lingering: deque[tuple[float, Connection]] = deque()
@@ -195,11 +214,14 @@ class Dashboard:
     # -- feed callback (called with the lock held) --------------------------
 
     def _finished(self, conn: Connection) -> None:
-        sizes = conn.endpoint_sizes()
-        state = conn_state(conn.orig.state, conn.resp.state, *sizes, conn.history_text)
-        self.totals[state] += 1
+        self.totals[_conn_state(conn)] += 1
         self._lingering.append((self.clock(), conn))
         self.kept.append(conn)
+        # Segments take most of a connection's memory, so only the latest
+        # finished connections keep them for the timeline panel.
+        self._timelines.append(conn)
+        if len(self._timelines) > KEEP_TIMELINES:
+            self._timelines.popleft().segments = None
 
     # -- a frame of the screen ------------------------------------------------
 
@@ -211,27 +233,42 @@ class Dashboard:
                 self.console.size = (size.columns, size.lines)
         height = self.console.size.height
         width = self.console.size.width
-        table_lines = height - _HEADER_LINES
+        table_lines = height - _HEADER_LINES - _FOOTER_LINES
         if width < WIDE_FROM:
             table_lines = max(4, table_lines // 2)
         max_rows = max(1, table_lines - 2)
         with self.lock:
             now = self.clock()
             self._expire_lingering(now)
-            conns = self._latest(max_rows)
-            rows = [_row(conn, now) for conn in conns]
+            active = list(self.tracker.active())
+            conns, past = self._latest(active, max_rows)
+            rows = [_row(conn, now, conn.uid in past) for conn in conns]
             chosen = self._chosen(conns)
             timeline = _copy_connection(chosen) if chosen is not None else None
-            header = _Header(
-                status=copy.copy(self.status),
-                open_count=len(list(self.tracker.active())),
-                totals=dict(self.totals),
-                now=now,
-                rate=self._rate(),
-            )
+            header = self._header(active, now)
         self._visible = [row.uid for row in rows]
         selected_uid = chosen.uid if chosen is not None else None
-        return DashboardView(header, rows, selected_uid, timeline)
+        return DashboardView(header, rows, selected_uid, timeline, self.hint)
+
+    def _header(self, active: list[Connection], now: float) -> "_Header":
+        """Copy the header's counters, with closed connections counted as finished.
+
+        The tracker keeps a closed connection for its close delay, to collect
+        late packets, and delivers it to ``_finished`` after that. Until then
+        it is counted here, so that the totals agree with the rows.
+        """
+        totals = Counter(self.totals)
+        closed = [conn for conn in active if conn.both_done()]
+        for conn in closed:
+            totals[_conn_state(conn)] += 1
+        return _Header(
+            status=copy.copy(self.status),
+            open_count=len(active) - len(closed),
+            finished=self.status.finished + len(closed),
+            totals=dict(totals),
+            now=now,
+            rate=self._rate(),
+        )
 
     def final_rows(self) -> list[tuple[int, dict[str, Any]]]:
         """Return (number, record) for each kept finished connection, in number order.
@@ -245,21 +282,34 @@ class Dashboard:
     def _expire_lingering(self, now: float) -> None:
         lingering = self._lingering
         while lingering and lingering[0][0] + self.linger < now:
-            _, conn = lingering.popleft()
-            conn.segments = None  # the timeline is no longer shown
+            lingering.popleft()
 
-    def _latest(self, limit: int) -> list[Connection]:
-        """Return up to ``limit`` connections, the most recently active first."""
-        active = reversed(list(self.tracker.active()))
+    def _latest(
+        self, active: list[Connection], limit: int
+    ) -> tuple[list[Connection], set[str]]:
+        """Return up to ``limit`` connections to show, and the uids of past ones.
+
+        Open and lingering connections come first, the most recently active
+        first. Rows left over go to the connections that finished before the
+        linger time, newest first.
+        """
         finished = sorted(
             (conn for _, conn in self._lingering),
             key=lambda conn: conn.last_time,
             reverse=True,
         )
         merged = heapq.merge(
-            active, finished, key=lambda conn: conn.last_time, reverse=True
+            reversed(active), finished, key=lambda conn: conn.last_time, reverse=True
         )
-        return list(itertools.islice(merged, limit))
+        shown = list(itertools.islice(merged, limit))
+        lingering = {conn.uid for conn in finished}
+        past: list[Connection] = []
+        for conn in reversed(self.kept):
+            if len(shown) + len(past) >= limit:
+                break
+            if conn.uid not in lingering:
+                past.append(conn)
+        return shown + past, {conn.uid for conn in past}
 
     def _chosen(self, conns: list[Connection]) -> Connection | None:
         if self.selected is not None:
@@ -285,7 +335,14 @@ class Dashboard:
 # -- copies taken under the lock -------------------------------------------------
 
 
-def _row(conn: Connection, now: float) -> Row:
+def _conn_state(conn: Connection) -> str:
+    orig_bytes, resp_bytes = conn.endpoint_sizes()
+    return conn_state(
+        conn.orig.state, conn.resp.state, orig_bytes, resp_bytes, conn.history_text
+    )
+
+
+def _row(conn: Connection, now: float, past: bool = False) -> Row:
     orig_bytes, resp_bytes = conn.endpoint_sizes()
     handshake = classify_handshake(conn)
     timings = handshake_timings(conn)
@@ -307,10 +364,9 @@ def _row(conn: Connection, now: float) -> Row:
         orig_port=conn.orig_p,
         resp_port=conn.resp_p,
         phase=current_phase(conn),
-        state=conn_state(
-            orig.state, resp.state, orig_bytes, resp_bytes, conn.history_text
-        ),
+        state=_conn_state(conn),
         finished=conn.finished,
+        past=past,
         age=max(0.0, now - conn.start_time),
         idle=max(0.0, now - conn.last_time),
         orig_bytes=orig_bytes,
@@ -338,17 +394,25 @@ def _copy_connection(conn: Connection) -> Connection:
 class _Header:
     status: CaptureStatus
     open_count: int
+    finished: int
+    """Connections finished or closed by both sides."""
     totals: dict[str, int]
     now: float
     rate: float | None
 
     def render(self) -> Text:
-        """Return the three header lines: source, counters, totals."""
-        text = self._source_line()
-        text.append("\n")
-        text.append_text(self._counters_line())
-        text.append("\n")
-        text.append_text(self._totals_line())
+        """Return the three header lines: source, counters, finished totals.
+
+        Each line is cut with an ellipsis rather than wrapped, so that the
+        header keeps its three lines on a narrow terminal.
+        """
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        for index, line in enumerate(
+            (self._source_line(), self._counters_line(), self._totals_line())
+        ):
+            if index:
+                text.append("\n")
+            text.append_text(line)
         return text
 
     def _source_line(self) -> Text:
@@ -380,17 +444,22 @@ class _Header:
             text.append("0", style="green")
         text.append("  connections ")
         text.append(f"{self.open_count:,} open", style="bold")
-        text.append(f", {status.finished:,} finished")
         return text
 
     def _totals_line(self) -> Text:
-        text = Text()
-        text.append("totals ", style="dim")
+        """Return ``finished: 10 (8 SF, 1 REJ, 1 RSTO)``, most frequent state first."""
+        text = Text("finished: ")
+        text.append(f"{self.finished:,}", style="bold")
         if not self.totals:
-            text.append("none finished yet", style="dim")
-        for state, count in sorted(self.totals.items(), key=lambda item: -item[1]):
-            text.append(f"{state} ", style=CONN_STATE_STYLES.get(state, ""))
-            text.append(f"{count:,}  ")
+            return text
+        text.append(" (")
+        ordered = sorted(self.totals.items(), key=lambda item: (-item[1], item[0]))
+        for index, (state, count) in enumerate(ordered):
+            if index:
+                text.append(", ")
+            text.append(f"{count:,} ")
+            text.append(state, style=CONN_STATE_STYLES.get(state, ""))
+        text.append(")")
         return text
 
 
@@ -403,21 +472,31 @@ class DashboardView:
         rows: list[Row],
         selected: str | None,
         timeline: Connection | None,
+        hint: str = KEY_HINT,
     ) -> None:
         self.header = header
         self.rows = rows
         self.selected = selected
         self.timeline = timeline
+        self.hint = hint
 
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> RenderResult:
         width = options.max_width
         height = options.height or console.size.height
+        footer = Text(
+            printable(self.hint),
+            style="dim",
+            no_wrap=True,
+            overflow="ellipsis",
+            end="",
+        )
         layout = Layout()
         layout.split_column(
             Layout(self.header.render(), name="header", size=_HEADER_LINES),
             Layout(name="body"),
+            Layout(footer, name="footer", size=_FOOTER_LINES),
         )
         table = _RowTable(self.rows, self.selected)
         panel = _TimelinePanel(self.timeline)
@@ -427,7 +506,7 @@ class DashboardView:
                 Layout(panel, name="timeline", ratio=2, minimum_size=60),
             )
         else:
-            body = max(2, height - _HEADER_LINES)
+            body = max(2, height - _HEADER_LINES - _FOOTER_LINES)
             layout["body"].split_column(
                 Layout(table, name="table", size=max(4, body // 2)),
                 Layout(panel, name="timeline"),
@@ -436,6 +515,9 @@ class DashboardView:
 
 
 class _RowTable:
+    """The connection table. Below ``ALL_COLUMNS_FROM`` columns it leaves out
+    age and idle, so that both endpoints keep their room."""
+
     def __init__(self, rows: list[Row], selected: str | None) -> None:
         self.rows = rows
         self.selected = selected
@@ -443,46 +525,45 @@ class _RowTable:
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
     ) -> RenderResult:
-        width = options.max_width
-        narrow = width < 100
+        all_columns = options.max_width >= ALL_COLUMNS_FROM
         fit = (options.height or len(self.rows) + 2) - 2
         table = Table(
             box=box.SIMPLE_HEAD,
             header_style="bold",
             pad_edge=False,
-            padding=0,
+            padding=(0, 1, 0, 0),
             expand=True,
             show_edge=False,
         )
         table.add_column("#", justify="right", style="dim", no_wrap=True)
-        table.add_column(
-            "connection", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12
-        )
+        table.add_column("client → server", no_wrap=True, ratio=1, min_width=16)
         table.add_column("state", no_wrap=True)
-        table.add_column("age", justify="right", no_wrap=True)
-        table.add_column("idle", justify="right", no_wrap=True)
+        if all_columns:
+            table.add_column("age", justify="right", no_wrap=True)
+            table.add_column("idle", justify="right", no_wrap=True)
         table.add_column("→ bytes", justify="right", no_wrap=True)
         table.add_column("← bytes", justify="right", no_wrap=True)
         table.add_column("hs", justify="right", no_wrap=True)
         table.add_column("rtx", justify="right", no_wrap=True)
         shown = self.rows[: max(0, fit)]
         for row in shown:
-            if narrow:
-                endpoints = f":{row.orig_port} → {row.resp}"
-            else:
-                endpoints = f"{row.orig} → {row.resp}"
             phase = Text(row.phase.value, style=PHASE_STYLES[row.phase.value])
             if row.finished or row.phase == Phase.CLOSED:
                 phase = Text(
                     f"closed {row.state}",
                     style=CONN_STATE_STYLES.get(row.state, "dim"),
                 )
+            times = []
+            if all_columns:
+                times = [format_seconds(row.age), format_seconds(row.idle)]
+            style = "dim" if row.past else None
+            if row.uid == self.selected:
+                style = "reverse"
             table.add_row(
                 str(row.number),
-                endpoints,
+                _Endpoints(row.orig, row.resp),
                 phase,
-                format_seconds(row.age),
-                format_seconds(row.idle),
+                *times,
                 format_bytes(row.orig_bytes),
                 format_bytes(row.resp_bytes),
                 _rtt_text(row),
@@ -490,12 +571,65 @@ class _RowTable:
                     str(row.retransmissions),
                     style="red" if row.retransmissions else "dim",
                 ),
-                style="reverse" if row.uid == self.selected else None,
+                style=style,
             )
         if not shown:
             yield Text("waiting for TCP connections…", style="dim")
             return
         yield table
+
+
+class _Endpoints:
+    """``client → server``, shortened to its column's width from the left of
+    each address, so that both ports always stay visible."""
+
+    def __init__(self, orig: str, resp: str) -> None:
+        self.orig = orig
+        self.resp = resp
+
+    def __rich_measure__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Measurement:
+        full = len(self.orig) + len(self.resp) + 3
+        return Measurement(min(full, 16), full)
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        text = fit_endpoints(self.orig, self.resp, options.max_width)
+        yield Text(text, no_wrap=True, overflow="ellipsis", end="")
+
+
+def fit_endpoints(orig: str, resp: str, width: int) -> str:
+    """Return ``orig → resp`` in at most ``width`` characters if it can be done.
+
+    Each endpoint is ``host:port``. When the whole does not fit, the longer
+    host loses characters from its left, one at a time, and starts with "…"
+    instead. The ports are never cut, so a width too small for both ports
+    returns the shortest form, and the caller's ellipsis cuts the rest.
+    """
+    (orig_host, orig_port), (resp_host, resp_port) = map(_split_endpoint, (orig, resp))
+    room = width - len(orig_port) - len(resp_port) - len(" → ")
+    lengths = [len(orig_host), len(resp_host)]
+    # Two characters, "…" and the host's last one, is the shortest a host gets.
+    while sum(lengths) > room and max(lengths) > 2:
+        longer = 0 if lengths[0] >= lengths[1] else 1
+        lengths[longer] -= 1
+    orig_shown = _shorten_left(orig_host, lengths[0]) + orig_port
+    return f"{orig_shown} → {_shorten_left(resp_host, lengths[1])}{resp_port}"
+
+
+def _shorten_left(host: str, length: int) -> str:
+    """Return ``host`` in ``length`` characters: "…" and its last characters."""
+    if length >= len(host):
+        return host
+    return "…" + host[len(host) - (length - 1) :]
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, str]:
+    """Return ``("127.0.0.1", ":80")`` for ``127.0.0.1:80`` (IPv6 in brackets)."""
+    host, colon, port = endpoint.rpartition(":")
+    return host, colon + port
 
 
 def _rtt_text(row: Row) -> Text:
@@ -619,4 +753,4 @@ class _KeyReader:
                 dashboard.stop()
 
 
-__all__ = ["CaptureStatus", "Dashboard", "DashboardView", "Row"]
+__all__ = ["CaptureStatus", "Dashboard", "DashboardView", "Row", "fit_endpoints"]
