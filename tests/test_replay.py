@@ -343,8 +343,69 @@ def test_replay_step_mode_in_terminal(zero_window_capture: Path):
         time.sleep(0.5)
         assert "packets 4 " in terminal.screen()  # no key, no segment
         terminal.keys("q")
-        # After the dashboard: the table of connections and the frame summary.
-        screen = terminal.wait_for(" TCP, ")
+        # After the dashboard: the table of connections and what was replayed.
+        screen = terminal.wait_for("replay stopped after 4 TCP segments")
         assert "S1" in screen
+        assert "40 TCP" not in screen
     finally:
         terminal.close()
+
+
+@needs_tmux
+def test_replay_step_waits_after_last_segment():
+    pytest.importorskip("tcpwatch.render.dashboard")
+    path = CAPTURES / "refused.pcap"
+    terminal = Terminal(tcpwatch_command("replay", str(path), "--step"))
+    try:
+        screen = terminal.wait_for("(step)")
+        assert "Space/Enter/→ next segment · q quit" in screen
+        terminal.keys("Space")
+        terminal.wait_for("packets 1 ")
+        terminal.keys("Space")
+        # The RST is on the ladder, and the replay waits for one more key.
+        screen = terminal.wait_for("end of capture")
+        assert "packets 2 " in screen
+        assert "RST" in screen
+        time.sleep(0.5)
+        assert "end of capture" in terminal.screen()
+        terminal.keys("Space")
+        screen = terminal.wait_for("1 connection; 2 frames: 2 TCP")
+        assert "rejected" in screen
+    finally:
+        terminal.close()
+
+
+def test_replay_summary_line_matches_read():
+    path = str(CAPTURES / "mixed.pcap")
+    read = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", path, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcpwatch",
+            "replay",
+            path,
+            "--speed",
+            "1e9",
+            "-F",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stderr.splitlines()[-1] == read.stderr.splitlines()[-1]
+    assert " connections; " in replay.stderr.splitlines()[-1]
+
+
+def test_replay_help_lists_keys():
+    result = runner.invoke(app, ["replay", "--help"], env={"COLUMNS": "200"})
+    assert "j/k" in result.output
+    assert "Esc" in result.output
+    assert "Space" in result.output

@@ -125,7 +125,8 @@ class ReplaySource:
     """The segments of capture files, decoded and ordered as ``read`` does.
 
     Iterate once. ``decoder.stats`` counts the frames, and ``capture.errors``
-    contains a file error that stopped the read early.
+    contains a file error that stopped the read early. ``complete`` turns True
+    once the iteration has yielded the last segment and asked for more.
     """
 
     def __init__(self, paths: Sequence[str], *, validate_checksums: bool = False):
@@ -133,11 +134,13 @@ class ReplaySource:
         self.decoder = Decoder(validate_checksums=validate_checksums)
         self.capture = MergedCapture(self.paths, on_error=lambda error: None)
         self.reorder = ReorderBuffer()
+        self.complete = False
 
     def __iter__(self) -> Iterator[Segment]:
         segments = self.decoder.segments(self.capture)
         try:
             yield from self.reorder.ordered(segments)
+            self.complete = True
         finally:
             segments.close()
             self.capture.close()

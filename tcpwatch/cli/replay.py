@@ -4,6 +4,7 @@ import itertools
 import os
 import select
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -32,7 +33,9 @@ Step = Annotated[
     bool,
     typer.Option(
         "--step",
-        help="Advance one segment per key press (space or Enter; q stops).",
+        help="Advance one segment per key press: Space, Enter, n or the right "
+        "arrow; q stops. After the last segment, one more of these keys ends "
+        "the replay.",
     ),
 ]
 Format = Annotated[
@@ -58,6 +61,10 @@ STEP_KEYS = (b" ", b"\n", b"\r", b"n")
 """Keys that release the next segment in step mode, with the right arrow."""
 RIGHT_ARROW = b"\x1b[C"
 QUIT_KEYS = (b"q", b"Q")
+STEP_HINT = "Space/Enter/→ next segment · q quit"
+"""The dashboard's footer in step mode."""
+END_HINT = "end of capture · Space/Enter/→ or q to finish"
+"""The footer once the last segment of a step-mode replay is shown."""
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +78,12 @@ def replay(
     output_format: Format = "table",
     idle_timeout: IdleTimeout = 300.0,
 ) -> None:
-    """Play capture files into the live dashboard at their recorded pace."""
+    """Play capture files into the live dashboard at their recorded pace.
+
+    Dashboard keys: Up/Down or j/k select a connection, Esc follows the
+    newest again, q stops. With --step: Space, Enter, n or Right shows the
+    next segment, and q stops.
+    """
     try:
         status = _replay(
             [str(path) for path in files], speed, step, output_format, idle_timeout
@@ -106,14 +118,19 @@ def _replay(
     clock = ReplayClock(speed)
     tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=dashboard)
     if dashboard:
-        _run_dashboard(paths, source, clock, tracker, step)
+        connections, replayed = _run_dashboard(paths, source, clock, tracker, step)
     else:
-        _run_plain(source, clock, tracker, output_format)
-    return _report(source)
+        connections, replayed = _run_plain(source, clock, tracker, output_format)
+    return _report(source, connections, replayed)
 
 
-def _run_plain(source: Any, clock: Any, tracker: Any, output_format: str) -> None:
-    """Replay without a screen: stream records, or print the table at the end."""
+def _run_plain(
+    source: Any, clock: Any, tracker: Any, output_format: str
+) -> tuple[int, int]:
+    """Replay without a screen: stream records, or print the table at the end.
+
+    Returns the number of connections and of segments replayed.
+    """
     from rich.console import Console
 
     from tcpwatch.capture.replay import paced
@@ -128,8 +145,10 @@ def _run_plain(source: Any, clock: Any, tracker: Any, output_format: str) -> Non
     elif output_format == "zeek":
         writer = writers.ZeekWriter(sys.stdout)
     rows: list[tuple[int, dict[str, Any]]] = []
+    counts = {"connections": 0, "segments": 0}
 
     def emit(conns: list[Any]) -> None:
+        counts["connections"] += len(conns)
         for conn in conns:
             record = build_record(conn)
             if writer is not None:
@@ -139,13 +158,14 @@ def _run_plain(source: Any, clock: Any, tracker: Any, output_format: str) -> Non
                 rows.append((conn.number, record))
 
     for batch in paced(source, clock):
+        counts["segments"] += len(batch)
         for segment in batch:
             tracker.process(segment)
         emit(tracker.pop_finished())
     emit(tracker.flush())
     if writer is not None:
         writer.close()
-        return
+        return counts["connections"], counts["segments"]
     from tcpwatch.cli.read import terminal_width
     from tcpwatch.render.table import ConnectionTable
 
@@ -153,17 +173,21 @@ def _run_plain(source: Any, clock: Any, tracker: Any, output_format: str) -> Non
     Console(highlight=False).print(
         ConnectionTable(rows), width=terminal_width(), crop=False
     )
+    return counts["connections"], counts["segments"]
 
 
 def _run_dashboard(
     paths: list[str], source: Any, clock: Any, tracker: Any, step: bool
-) -> None:
-    """Replay into the live dashboard, then print the table of connections."""
+) -> tuple[int, int]:
+    """Replay into the live dashboard, then print the table of connections.
+
+    Returns the number of connections and of segments replayed.
+    """
     from rich.console import Console
 
     from tcpwatch.capture.live_feed import CaptureStatus
     from tcpwatch.capture.replay import paced
-    from tcpwatch.render.dashboard import Dashboard
+    from tcpwatch.render.dashboard import KEY_HINT, Dashboard
     from tcpwatch.render.table import ConnectionTable
 
     names = ", ".join(Path(path).name for path in paths)
@@ -179,7 +203,14 @@ def _run_dashboard(
             clock.hold(first.ts)
         else:
             clock.rebase(first.ts)
-    dashboard = Dashboard(tracker, status, clock=clock.now, keys=not step, decoded=True)
+    dashboard = Dashboard(
+        tracker,
+        status,
+        clock=clock.now,
+        keys=not step,
+        decoded=True,
+        hint=STEP_HINT if step else KEY_HINT,
+    )
     status.decode = source.decoder.stats
     stepper = _StepKeys(dashboard.feed.stop) if step else None
     batches = paced(
@@ -188,6 +219,8 @@ def _run_dashboard(
         step=stepper.wait if stepper else None,
         stop=dashboard.feed.stop.is_set,
     )
+    if stepper is not None:
+        batches = _wait_after_last(batches, stepper, dashboard)
     try:
         if stepper is not None:
             stepper.start()
@@ -199,12 +232,43 @@ def _run_dashboard(
     rows = dashboard.final_rows()
     if rows:
         Console(highlight=False).print(ConnectionTable(rows))
+    return status.finished, status.packets
 
 
-def _report(source: Any) -> int:
-    """Print the decode summary and any file error; return the exit status."""
-    stats = source.decoder.stats
-    print(stats.summary(), file=sys.stderr)
+def _wait_after_last(
+    batches: Iterator[Sequence[Any]], stepper: "_StepKeys", dashboard: Any
+) -> Iterator[Sequence[Any]]:
+    """Yield ``batches``, then wait for one more key before the replay ends.
+
+    Without the wait, the last segment would end the replay, and the screen
+    would close before anyone saw that segment on it.
+    """
+    yield from batches
+    if dashboard.feed.stop.is_set():
+        return
+    dashboard.hint = END_HINT
+    stepper.discard_pending()
+    stepper.wait(None)
+
+
+def _report(source: Any, connections: int, replayed: int) -> int:
+    """Print the summary line and any file error; return the exit status.
+
+    After a whole replay the line is the one ``tcpwatch read`` prints. A
+    replay stopped early counts the segments replayed, because the decoder's
+    frame counts include segments read ahead that were never shown.
+    """
+    noun = "connection" if connections == 1 else "connections"
+    if source.complete:
+        summary = f"{connections:,} {noun}; {source.decoder.stats.summary()}"
+        if source.reorder.reordered:
+            summary += f"; {source.reorder.reordered:,} segments out of timestamp order"
+    else:
+        summary = (
+            f"{connections:,} {noun}; replay stopped after {replayed:,} "
+            "TCP segments, before the end of the capture"
+        )
+    print(summary, file=sys.stderr)
     for error in source.capture.errors:
         print(
             f"tcpwatch: error: {error}; the packets before it were replayed",
@@ -235,6 +299,10 @@ class _StepKeys:
         if self._saved is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
             self._saved = None
+
+    def discard_pending(self) -> None:
+        """Forget step keys typed ahead, so the next ``wait`` takes a new key."""
+        self._pending = 0
 
     def wait(self, segment: object) -> bool:
         """Block until a step key (True) or q (False); False once stopped.
