@@ -13,7 +13,7 @@ from tcpwatch.capture.segment import ACK, Segment
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.reorder import ReorderBuffer
 from tcpwatch.flow.tracker import FlowTracker
-from tcpwatch.pipeline import read_captures
+from tcpwatch.pipeline import ReadResult, read_captures
 
 
 def _write_handshakes(path: Path, count: int) -> None:
@@ -65,16 +65,16 @@ def test_read_captures_restores_gc_after_error(tmp_path: Path) -> None:
     assert gc.get_threshold() == thresholds
 
 
-class RecordingTracker(FlowTracker):
-    """A tracker that also keeps the timestamps of the segments it was given."""
+def tracked_times(path: Path) -> tuple[list[float], ReadResult]:
+    """Read ``path``; return the timestamps in the order the tracker got them.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[float] = []
-
-    def process(self, seg: Segment) -> Connection:
-        self.seen.append(seg.ts)
-        return super().process(seg)
+    The capture holds one connection, whose kept segments are in that order.
+    """
+    conns: list[Connection] = []
+    result = read_captures([str(path)], FlowTracker(keep_segments=True), conns.append)
+    assert len(conns) == 1
+    segments = conns[0].segments or []
+    return [view.segment.ts for view in segments], result
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -97,11 +97,10 @@ def test_read_captures_orders_like_reorder_buffer(tmp_path: Path, seed: int) -> 
     write_pcap(segments, str(path))
     buffer = ReorderBuffer()
     expected = [segment.ts for segment in buffer.ordered(read_segments(path))]
-    tracker = RecordingTracker()
 
-    result = read_captures([str(path)], tracker, lambda conn: None)
+    seen, result = tracked_times(path)
 
-    assert tracker.seen == expected
+    assert seen == expected
     assert result.reordered == buffer.reordered
     assert result.reordered_late == buffer.late
     assert buffer.late > 0
@@ -113,11 +112,10 @@ def test_read_captures_in_order_file(tmp_path: Path) -> None:
         talk.client(ACK, 10)
     path = tmp_path / "ordered.pcap"
     write_pcap(talk.segments, str(path))
-    tracker = RecordingTracker()
 
-    result = read_captures([str(path)], tracker, lambda conn: None)
+    seen, result = tracked_times(path)
 
-    assert tracker.seen == [segment.ts for segment in read_segments(path)]
+    assert seen == [segment.ts for segment in read_segments(path)]
     assert result.reordered == 0
 
 

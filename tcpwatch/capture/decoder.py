@@ -336,6 +336,21 @@ class Decoder:
         unpack_tcp = _TCP.unpack_from
         inline = not self.validate_checksums
         decoded_inline = 0
+        # The header fields, typed: compiled with mypyc (tools/compile.py),
+        # each then becomes a machine integer instead of a Python object.
+        first: int
+        ip_len: int
+        fragment: int
+        protocol: int
+        src: bytes
+        dst: bytes
+        sport: int
+        dport: int
+        seq: int
+        ack: int
+        offset: int
+        flags: int
+        window: int
         try:
             for ts, link_type, data, wire_length, interface in frames:
                 # Ethernet II with EtherType IPv4, long enough for an IPv4 and

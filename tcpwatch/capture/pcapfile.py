@@ -220,6 +220,11 @@ class PcapReader(CaptureReader):
         link_type = self.link_type
         limit = _record_limit(self.snaplen)
         offset = self._offset
+        # Typed, so that mypyc (tools/compile.py) keeps them machine integers.
+        seconds: int
+        fraction: int
+        caplen: int
+        wire_length: int
         try:
             while True:
                 # Record header (16 bytes): seconds, microseconds or
