@@ -68,8 +68,11 @@ bench: system-deps bench-deps venv
 	@$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/pip install -q setuptools
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-# Optional: compile the hot modules with mypyc, in place. `make clean` or
-# `python tools/compile.py --clean` goes back to pure Python.
+# Optional: compile the hot modules with mypyc, in place (needs gcc and the
+# Python headers): about twice as fast on large captures. `make clean` or
+# `python tools/compile.py --clean` goes back to pure Python. Not part of
+# `make venv`, because a compiled module does not follow later edits of its
+# source; rebuild after changing one (benchmarks/README.md says more).
 compile: venv
 	@$(BIN)/python -c 'import setuptools' 2>/dev/null || $(BIN)/pip install -q setuptools
 	$(BIN)/python tools/compile.py
