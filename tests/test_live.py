@@ -2,12 +2,14 @@
 
 Most tests build two network namespaces joined by a veth pair, run real TCP
 servers in one and clients in the other, and capture on the server's veth
-with both backends at once. Others capture on loopback, filtered to ports
-they choose. Everything here needs root (namespaces, packet sockets).
+with both backends at once. Others capture on loopback, each filtered to a
+127.x.y.z address and port of its own (``Loopback``). Everything here needs
+root (namespaces, packet sockets).
 """
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -189,20 +191,49 @@ def by_port(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {record["id.resp_p"]: record for record in records}
 
 
-def free_port() -> int:
+def free_port(address: str) -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def loopback_exchange(port: int, linger: float = 0.0) -> None:
-    """One clean request and reply on 127.0.0.1:``port``."""
+class Loopback:
+    """A loopback address and port that no other test uses, and their filter.
+
+    Each test gets its own 127.x.y.z address, with x from 100 to 199, clear
+    of 127.0.0.1 and of the 127.77.0.0/16 flood of the drop test. Servers and
+    clients bind to it and the capture filters on it, so that loopback
+    traffic of tests and programs running at the same time never reaches
+    the capture.
+    """
+
+    def __init__(self) -> None:
+        number = random.SystemRandom().getrandbits(24)
+        second = 100 + number % 100
+        third = (number >> 8) & 0xFF
+        fourth = 1 + (number >> 16) % 254
+        self.address = f"127.{second}.{third}.{fourth}"
+        self.port = free_port(self.address)
+        self.filter = f"host {self.address} and tcp port {self.port}"
+
+    def connect(self, timeout: float | None = None) -> socket.socket:
+        """Return a client connected from this address to its port."""
+        return socket.create_connection(
+            (self.address, self.port), timeout=timeout, source_address=(self.address, 0)
+        )
+
+    def exchange(self, linger: float = 0.0) -> None:
+        loopback_exchange(self, linger)
+
+
+def loopback_exchange(own: Loopback, linger: float = 0.0) -> None:
+    """One clean request and reply between two sockets on ``own.address``."""
     with socket.socket() as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", port))
+        server.bind((own.address, own.port))
         server.listen()
-        client = socket.create_connection(("127.0.0.1", port))
+        client = own.connect()
         conn, _ = server.accept()
         client.sendall(b"hello")
         conn.recv(100)
@@ -452,10 +483,10 @@ def test_live_promiscuous_mode_while_capturing(
 
 
 def test_live_loopback_keeps_one_copy(tmp_path: Path) -> None:
-    port = free_port()
-    capture = Capture(["lo", "-f", f"tcp port {port}", "--format", "json"])
+    own = Loopback()
+    capture = Capture(["lo", "-f", own.filter, "--format", "json"])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     records = json_records(capture.stop())
     assert capture.process.returncode == 0, capture.stderr
     assert len(records) == 1
@@ -468,23 +499,21 @@ def test_live_loopback_keeps_one_copy(tmp_path: Path) -> None:
 
 
 def test_live_sigterm_leaves_readable_file(tmp_path: Path) -> None:
-    port = free_port()
+    own = Loopback()
     saved = tmp_path / "term.pcap"
-    capture = Capture(
-        ["lo", "-f", f"tcp port {port}", "--format", "json", "-w", str(saved)]
-    )
+    capture = Capture(["lo", "-f", own.filter, "--format", "json", "-w", str(saved)])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     records = json_records(capture.stop(signal.SIGTERM))
     assert capture.process.returncode == 0, capture.stderr
     assert read_back(saved) == records
 
 
 def test_live_count_stops_after_packets() -> None:
-    port = free_port()
-    capture = Capture(["lo", "-f", f"tcp port {port}", "-c", "3", "--format", "json"])
+    own = Loopback()
+    capture = Capture(["lo", "-f", own.filter, "-c", "3", "--format", "json"])
     capture.wait_listening()
-    loopback_exchange(port)
+    own.exchange()
     records = json_records(capture.finish(timeout=30))
     assert capture.process.returncode == 0, capture.stderr
     assert "3 packets captured" in capture.stderr
@@ -493,9 +522,9 @@ def test_live_count_stops_after_packets() -> None:
 
 
 def test_live_duration_stops_without_traffic() -> None:
-    port = free_port()
+    own = Loopback()
     started = time.monotonic()
-    capture = Capture(["lo", "-f", f"tcp port {port}", "--duration", "1"])
+    capture = Capture(["lo", "-f", own.filter, "--duration", "1"])
     capture.finish(timeout=30)
     assert capture.process.returncode == 0, capture.stderr
     assert time.monotonic() - started < 20
@@ -503,29 +532,29 @@ def test_live_duration_stops_without_traffic() -> None:
 
 
 def test_live_csv_header_and_rows() -> None:
-    port = free_port()
-    capture = Capture(["lo", "-f", f"tcp port {port}", "--format", "csv"])
+    own = Loopback()
+    capture = Capture(["lo", "-f", own.filter, "--format", "csv"])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     lines = capture.stop().splitlines()
     assert lines[0].startswith("ts,uid,id.orig_h")
     assert len(lines) == 2
 
 
 def test_live_piped_table_prints_json_lines() -> None:
-    port = free_port()
-    capture = Capture(["lo", "-f", f"tcp port {port}"])
+    own = Loopback()
+    capture = Capture(["lo", "-f", own.filter])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     records = json_records(capture.stop())
     assert capture.process.returncode == 0, capture.stderr
     assert [record["conn_state"] for record in records] == ["SF"]
 
 
 def test_live_reader_gone_exits_zero() -> None:
-    port = free_port()
+    own = Loopback()
     shell = (
-        f"{sys.executable} -m tcpwatch live lo -f 'tcp port {port}' --format json"
+        f"{sys.executable} -m tcpwatch live lo -f '{own.filter}' --format json"
         " | head -c 1; exit ${PIPESTATUS[0]}"
     )
     process = subprocess.Popen(
@@ -536,17 +565,17 @@ def test_live_reader_gone_exits_zero() -> None:
     # first byte, so a later record's write finds the pipe closed.
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        loopback_exchange(port, linger=0.5)
+        own.exchange(linger=0.5)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert stdout == b"{"
 
 
 def test_live_zeek_log_has_header_and_close() -> None:
-    port = free_port()
-    capture = Capture(["lo", "-f", f"tcp port {port}", "--format", "zeek"])
+    own = Loopback()
+    capture = Capture(["lo", "-f", own.filter, "--format", "zeek"])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     lines = capture.stop().splitlines()
     fields = next(line for line in lines if line.startswith("#fields"))
     rows = [line for line in lines if not line.startswith("#")]
@@ -557,13 +586,11 @@ def test_live_zeek_log_has_header_and_close() -> None:
 
 
 def test_live_any_interface_uses_cooked_frames(tmp_path: Path) -> None:
-    port = free_port()
+    own = Loopback()
     saved = tmp_path / "any.pcap"
-    capture = Capture(
-        ["any", "-f", f"tcp port {port}", "--format", "json", "-w", str(saved)]
-    )
+    capture = Capture(["any", "-f", own.filter, "--format", "json", "-w", str(saved)])
     capture.wait_listening()
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     records = json_records(capture.stop())
     assert "LINUX_SLL" in capture.stderr
     assert len(records) == 1
@@ -631,9 +658,9 @@ def shared_directory() -> Iterator[Path]:
 
 @pytest.mark.parametrize("how", ["--user", "SUDO_USER"])
 def test_live_drops_root_before_writing(shared_directory: Path, how: str) -> None:
-    port = free_port()
+    own = Loopback()
     saved = shared_directory / "dropped.pcap"
-    args = ["lo", "-f", f"tcp port {port}", "-w", str(saved), "--format", "json"]
+    args = ["lo", "-f", own.filter, "-w", str(saved), "--format", "json"]
     env = dict(os.environ)
     if how == "--user":
         args += ["--user", "nobody"]
@@ -648,7 +675,7 @@ def test_live_drops_root_before_writing(shared_directory: Path, how: str) -> Non
         cwd="/",
     )
     time.sleep(2.5)
-    loopback_exchange(port, linger=0.3)
+    own.exchange(linger=0.3)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
@@ -693,14 +720,14 @@ def test_live_warns_while_kernel_drops() -> None:
 
 
 def test_live_max_connections_reports_evictions() -> None:
-    port = free_port()  # nothing listens on it: each attempt is refused
+    own = Loopback()  # nothing listens on its port: each attempt is refused
     capture = Capture(
-        ["lo", "-f", f"tcp port {port}", "--format", "json", "--max-connections", "2"]
+        ["lo", "-f", own.filter, "--format", "json", "--max-connections", "2"]
     )
     capture.wait_listening()
     for _ in range(4):
         with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", port), timeout=5)
+            own.connect(timeout=5)
     time.sleep(0.3)
     records = json_records(capture.stop())
     assert capture.process.returncode == 0, capture.stderr
