@@ -584,3 +584,24 @@ def test_tracker_rst_flood_history_bounded():
 
     assert record["history"].startswith("ShAR")
     assert len(record["history"]) == MAX_REPEATED_LETTERS
+
+
+def test_tracker_idle_expiry_follows_last_activity():
+    tracker = FlowTracker(idle_timeout=85.0)
+    first = Conversation(client_port=40001)
+    second = Conversation(client_port=40002)
+    tracker.process(first.client(SYN, at=0.0))
+    tracker.expire(5.0)
+    tracker.process(second.client(SYN, at=10.0))
+    tracker.process(first.client(SYN, at=20.0, seq=1000))
+
+    tracker.expire(100.0)
+    at_100 = [conn.orig_p for conn in tracker.pop_finished()]
+    tracker.expire(104.0)
+    at_104 = [conn.orig_p for conn in tracker.pop_finished()]
+    tracker.expire(106.0)
+    at_106 = [conn.orig_p for conn in tracker.pop_finished()]
+
+    assert at_100 == [40002]
+    assert at_104 == []
+    assert at_106 == [40001]

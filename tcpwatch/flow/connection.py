@@ -62,8 +62,6 @@ class Connection:
         "doubled",
         "reorder_window",
         "finished",
-        "active_at",
-        "queued_at",
     )
 
     def __init__(
@@ -113,10 +111,6 @@ class Connection:
         self.reorder_window = DEFAULT_REORDER_WINDOW
         """Seconds within which a segment filling a hole is out-of-order."""
         self.finished = False
-        self.active_at = 0
-        """The tracker's segment count at this connection's latest segment."""
-        self.queued_at = 0
-        """``active_at`` when the tracker last queued this connection (lazy LRU)."""
 
     def flip(self) -> None:
         """Swap originator and responder (Zeek's ``FlipRoles``), marking ``^``."""

@@ -38,19 +38,14 @@ A connection is finished when:
 - the capture ends (``flush``).
 
 The connection table is one ordered dict, keyed by the 4-tuple with the
-lower port first, so both directions find the same entry with one key. Its
-order is a lazy least-recently-active queue: a segment only stamps its
-connection's ``active_at``, and a connection found at the head of the queue
-with a segment since it was queued (``active_at`` above ``queued_at``) is
-moved to the tail then. The head is the least recently active connection
-once it has had no segment since it was queued, because every entry behind
-it was queued, and so last active, later.
+lower port first, so both directions find the same entry with one key. Each
+segment moves its connection to the end, so the table is also in order of
+last activity: the idle sweep and eviction take connections from the front.
 """
 
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from operator import attrgetter
 from typing import Final
 
 from tcpwatch.capture.segment import ACK, FIN, RST, SYN, Segment
@@ -150,6 +145,8 @@ class FlowTracker:
         self.max_segments = max_segments
         self.max_connections = max_connections
         self._table: OrderedDict[Key, Connection] = OrderedDict()
+        self._newest: Connection | None = None
+        """The connection of the latest segment, at the end of ``_table``."""
         self._closing: deque[Connection] = deque()
         self._finished: list[Connection] = []
         self._next_sweep = 0.0
@@ -181,7 +178,8 @@ class FlowTracker:
             key = (src, sport, dst, dport)
         else:
             key = (dst, dport, src, sport)
-        conn = self._table.get(key)
+        table = self._table
+        conn = table.get(key)
         reused = False
         # A segment with a bad checksum is dropped after it is noted, so it
         # cannot open a new incarnation of the 4-tuple either.
@@ -196,7 +194,11 @@ class FlowTracker:
             reused = True
         if conn is None:
             conn = self._open(seg, key)
-        conn.active_at = self.segments
+        elif conn is not self._newest:
+            # The newest connection is at the end of the table already: the
+            # usual case in a bulk transfer, whose segments come in a row.
+            table.move_to_end(key)
+        self._newest = conn
 
         is_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
         self._update(conn, seg, is_orig)
@@ -211,13 +213,13 @@ class FlowTracker:
 
     def flush(self) -> list[Connection]:
         """End the capture: finish every connection still tracked."""
-        for conn in self._by_activity():
+        for conn in list(self._table.values()):
             self._finish(conn, "closed" if conn.both_done() else "open")
         return self.pop_finished()
 
     def active(self) -> Iterator[Connection]:
         """Iterate over the connections still tracked, least recently active first."""
-        return iter(self._by_activity())
+        return iter(list(self._table.values()))
 
     def expire(self, now: float) -> None:
         """Finish connections that are idle or closed as of capture time ``now``.
@@ -230,9 +232,6 @@ class FlowTracker:
         self._sweep(self.now)
 
     # -- connection table -------------------------------------------------
-
-    def _by_activity(self) -> list[Connection]:
-        return sorted(self._table.values(), key=attrgetter("active_at"))
 
     def _open(self, seg: Segment, key: Key) -> Connection:
         if self.max_connections and len(self._table) >= self.max_connections:
@@ -253,23 +252,17 @@ class FlowTracker:
                 conn.flip()
         if self.keep_segments:
             conn.segments = []
-        conn.active_at = conn.queued_at = self.segments
         self._table[key] = conn
         return conn
 
     def _evict(self) -> None:
         """Finish the least recently active connection to make room for one."""
         table = self._table
-        while table:
-            key, conn = next(iter(table.items()))
-            if conn.active_at != conn.queued_at:
-                conn.queued_at = conn.active_at
-                table.move_to_end(key)
-                continue
+        if table:
+            conn = next(iter(table.values()))
             self.evicted += 1
             logger.debug("conn.evicted uid=%s", conn.uid)
             self._finish(conn, "evicted")
-            return
 
     def _is_reuse(self, conn: Connection, seg: Segment) -> bool:
         """Return whether a SYN on a known 4-tuple opens a new connection.
@@ -334,12 +327,7 @@ class FlowTracker:
         table = self._table
         limit = now - self.idle_timeout
         while table:
-            key, conn = next(iter(table.items()))
-            if conn.active_at != conn.queued_at:
-                # Active since it was queued: requeue it behind the others.
-                conn.queued_at = conn.active_at
-                table.move_to_end(key)
-                continue
+            conn = next(iter(table.values()))
             if conn.last_time >= limit:
                 break
             self._finish(conn, "closed" if conn.both_done() else "idle_timeout")
