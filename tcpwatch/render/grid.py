@@ -63,6 +63,11 @@ class Grid:
             line.truncate(max_width)
             yield line
 
+    def fits(self, max_width: int) -> bool:
+        """Return whether the grid fits ``max_width`` once wrap columns give way."""
+        widths = self._widths(max_width)
+        return sum(widths) + 3 * len(widths) + 1 <= max_width
+
     def _widths(self, max_width: int) -> list[int]:
         widths = [
             max(

@@ -60,12 +60,21 @@ class ConnectionTable:
         self, console: Console, options: ConsoleOptions
     ) -> RenderResult:
         width = options.max_width
-        if width < NARROW_BELOW:
-            yield self._narrow_grid()
-            return
         show_verdict = self.show_verdict
         if show_verdict is None:
             show_verdict = width >= VERDICT_FROM
+        if width >= NARROW_BELOW:
+            # The widest layout that fits: with the verdict, without it, and
+            # at last two values per cell.
+            for verdict in (True, False) if show_verdict else (False,):
+                grid = self._wide_grid(verdict)
+                if grid.fits(width):
+                    yield grid
+                    return
+        yield self._narrow_grid()
+
+    def _wide_grid(self, show_verdict: bool) -> Grid:
+        """One value per column, and the verdict last when ``show_verdict``."""
         text = self.cat.text
         columns = [GridColumn("#", justify="right", style="dim")]
         for key in ("originator", "responder", "handshake", "teardown"):
@@ -93,7 +102,7 @@ class ConnectionTable:
             if show_verdict:
                 row.append(Text(record["verdict"]))
             rows.append(row)
-        yield Grid(columns, rows, title=self.title)
+        return Grid(columns, rows, title=self.title)
 
     def _narrow_grid(self) -> Grid:
         """Two lines per row, originator above responder, for 80-column screens."""
