@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -211,6 +212,37 @@ def test_demo_live_bulk_carries_a_megabyte(tmp_path: Path):
     result = runner.invoke(app, ["demo", "bulk", "--write", str(saved)])
     assert result.exit_code == 0, result.output
     assert only_record(saved)["resp_bytes"] > 1_000_000
+
+
+@pytest.mark.root
+@needs_capture
+def test_demo_capture_ignores_other_connections_on_its_port(tmp_path: Path):
+    # Another program's connection that uses the lesson server's port number
+    # as its own source port must not show up in the lesson.
+    from tcpwatch.demo.capture import LoopbackCapture
+
+    def listening(host: str) -> socket.socket:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((host, 0))
+        server.listen(1)
+        return server
+
+    with listening("127.0.0.1") as lesson, listening("127.0.0.1") as other:
+        port = lesson.getsockname()[1]
+        saved = tmp_path / "lesson.pcap"
+        with socket.socket() as client:
+            client.bind(("127.0.0.1", 0))
+            with LoopbackCapture(saved, port, client.getsockname()[1]):
+                with socket.socket() as stranger:
+                    stranger.bind(("127.0.0.2", port))
+                    stranger.connect(other.getsockname())
+                    other.accept()[0].close()
+                client.connect(("127.0.0.1", port))
+                lesson.accept()[0].close()
+    records = records_of(saved)
+    assert len(records) == 1
+    assert records[0]["id.resp_p"] == port
 
 
 @pytest.mark.root

@@ -34,16 +34,21 @@ class _Counters:
 
 
 class LoopbackCapture:
-    """Capture TCP traffic to or from one loopback port while the block runs.
+    """Capture one loopback connection, named by its two ports, while the block runs.
+
+    Both ports go into the filter: a filter on the server's port alone also
+    catches any other program's connection that happens to use that number as
+    its own ephemeral port.
 
     The packet socket and its filter are in place when ``__enter__`` returns,
     so the scenario's first SYN is captured. Frames are written to ``path``
     as they arrive, from a thread.
     """
 
-    def __init__(self, path: Path, port: int) -> None:
+    def __init__(self, path: Path, port: int, client_port: int) -> None:
         self.path = path
         self.port = port
+        self.client_port = client_port
         self.dropped = 0
         """Packets the kernel dropped before they could be read."""
         self._counters = _Counters()
@@ -56,7 +61,10 @@ class LoopbackCapture:
 
         self._capture = live.LiveCapture(
             "lo",
-            bpf_filter=f"tcp port {self.port}",
+            bpf_filter=(
+                f"tcp and host 127.0.0.1 and port {self.port}"
+                f" and port {self.client_port}"
+            ),
             snaplen=live.WRITE_SNAPLEN,
             promiscuous=False,
         )

@@ -41,9 +41,12 @@ def run(name: str, path: Path) -> int:
     scenario = SCENARIOS[name]
     listener = _listener() if scenario is not refused else None
     port = listener.getsockname()[1] if listener else _free_port()
+    # The client's port is chosen before the capture starts, so that the
+    # capture filter can name the connection exactly.
+    client = _client_socket()
     try:
-        with LoopbackCapture(path, port) as capture:
-            scenario(listener, port)
+        with client, LoopbackCapture(path, port, client.getsockname()[1]) as capture:
+            scenario(listener, port, client)
     finally:
         if listener is not None:
             listener.close()
@@ -53,7 +56,7 @@ def run(name: str, path: Path) -> int:
 # -- scenarios ---------------------------------------------------------------
 
 
-def clean(listener: socket.socket | None, port: int) -> None:
+def clean(listener: socket.socket | None, port: int, client: socket.socket) -> None:
     """Request, response, and a FIN from each side."""
 
     def serve(conn: socket.socket) -> None:
@@ -61,24 +64,20 @@ def clean(listener: socket.socket | None, port: int) -> None:
         conn.sendall(_response(1100))
 
     with _serving(listener, serve):
-        _client_exchange(port)
+        _client_exchange(client, port)
 
 
-def refused(listener: socket.socket | None, port: int) -> None:
+def refused(listener: socket.socket | None, port: int, client: socket.socket) -> None:
     """Connect to a port nothing listens on: the kernel responds with RST."""
-    client = socket.socket()
-    client.settimeout(TIMEOUT)
     try:
         client.connect((HOST, port))
     except ConnectionRefusedError:
         pass
     else:
         raise RuntimeError(f"port {port} accepted a connection; expected a RST")
-    finally:
-        client.close()
 
 
-def abort(listener: socket.socket | None, port: int) -> None:
+def abort(listener: socket.socket | None, port: int, client: socket.socket) -> None:
     """The server reads the request, then closes with SO_LINGER 0: a RST."""
 
     def serve(conn: socket.socket) -> None:
@@ -86,14 +85,16 @@ def abort(listener: socket.socket | None, port: int) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     with _serving(listener, serve):
-        client = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        client.connect((HOST, port))
         with client:
             client.sendall(REQUEST)
             with contextlib.suppress(ConnectionResetError):
                 client.recv(4096)
 
 
-def half_close(listener: socket.socket | None, port: int) -> None:
+def half_close(
+    listener: socket.socket | None, port: int, client: socket.socket
+) -> None:
     """The client shuts down its sending side; the server still responds."""
 
     def serve(conn: socket.socket) -> None:
@@ -104,14 +105,16 @@ def half_close(listener: socket.socket | None, port: int) -> None:
         conn.sendall(b"\r\n".join(lines) + b"\r\n")
 
     with _serving(listener, serve):
-        client = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        client.connect((HOST, port))
         with client:
             client.sendall(b"banana\r\napple\r\ncherry\r\n")
             client.shutdown(socket.SHUT_WR)
             _read_to_end(client)
 
 
-def slow_server(listener: socket.socket | None, port: int) -> None:
+def slow_server(
+    listener: socket.socket | None, port: int, client: socket.socket
+) -> None:
     """The server waits half a second before it responds."""
 
     def serve(conn: socket.socket) -> None:
@@ -120,10 +123,10 @@ def slow_server(listener: socket.socket | None, port: int) -> None:
         conn.sendall(_response(900))
 
     with _serving(listener, serve):
-        _client_exchange(port)
+        _client_exchange(client, port)
 
 
-def bulk(listener: socket.socket | None, port: int) -> None:
+def bulk(listener: socket.socket | None, port: int, client: socket.socket) -> None:
     """The server sends a megabyte."""
 
     def serve(conn: socket.socket) -> None:
@@ -131,10 +134,10 @@ def bulk(listener: socket.socket | None, port: int) -> None:
         conn.sendall(_response(BULK_BYTES))
 
     with _serving(listener, serve):
-        _client_exchange(port)
+        _client_exchange(client, port)
 
 
-SCENARIOS: dict[str, Callable[[socket.socket | None, int], None]] = {
+SCENARIOS: dict[str, Callable[[socket.socket | None, int, socket.socket], None]] = {
     "clean": clean,
     "refused": refused,
     "abort": abort,
@@ -155,6 +158,14 @@ def _listener() -> socket.socket:
     listener.listen(1)
     listener.settimeout(TIMEOUT)
     return listener
+
+
+def _client_socket() -> socket.socket:
+    """Return a client socket already bound to its loopback port."""
+    client = socket.socket()
+    client.settimeout(TIMEOUT)
+    client.bind((HOST, 0))
+    return client
 
 
 def _free_port() -> int:
@@ -200,8 +211,8 @@ class _serving:
             self.error = error
 
 
-def _client_exchange(port: int) -> None:
-    client = socket.create_connection((HOST, port), timeout=TIMEOUT)
+def _client_exchange(client: socket.socket, port: int) -> None:
+    client.connect((HOST, port))
     with client:
         client.sendall(REQUEST)
         _read_to_end(client)
