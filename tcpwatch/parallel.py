@@ -54,6 +54,7 @@ def read_separately(
     *,
     jobs: int = 1,
     validate_checksums: bool = False,
+    on_file: Callable[[str, int, ReadResult], None] | None = None,
 ) -> ReadResult:
     """Analyse each file as an independent capture, ``jobs`` files at a time.
 
@@ -61,6 +62,9 @@ def read_separately(
     It must survive pickling where workers are not forked, for example a
     ``functools.partial`` of ``FlowTracker``. The result adds up the files'
     counters and lists their read errors in the order of ``paths``.
+    ``on_file``, when given, is called after each file's last connection with
+    the file's path, the number of the last connection before it, and the
+    file's own result.
 
     A file that cannot be opened is left out and its error listed with the
     others, because the files are independent: one bad file does not stop
@@ -93,9 +97,12 @@ def read_separately(
                 worker.start()
                 running.append((path, worker, channel))
             path, worker, channel = running.popleft()
-            part = _collect(path, worker, channel, on_finished, total.connections)
+            before = total.connections
+            part = _collect(path, worker, channel, on_finished, before)
             worker.join()
             _add(total, part)
+            if on_file is not None:
+                on_file(path, before, part)
     finally:
         for _, worker, _ in running:
             worker.terminate()

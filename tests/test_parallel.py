@@ -160,3 +160,34 @@ def test_separate_output_matches_each_file_alone(tmp_path: Path) -> None:
     assert len(alone.splitlines()) > 100
     assert parallel == alone
     assert serial == alone
+
+
+def test_separate_names_each_file_and_its_connections(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.pcap", tmp_path / "second.pcap"
+    _write_exchanges(first, [40001, 40002], 1_000.0)
+    _write_exchanges(second, [50001, 50002, 50003], 2_000.0)
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(first), str(second)]
+        + ["--separate", "--jobs", "2", "-F", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stderr.splitlines()
+    assert f"{first}: connections 1 to 2; 14 frames" in lines[0]
+    assert f"{second}: connections 3 to 5; 21 frames" in lines[1]
+    assert lines[2].startswith("5 connections;")
+
+
+def test_jobs_without_separate_is_refused(tmp_path: Path) -> None:
+    capture = tmp_path / "one.pcap"
+    _write_exchanges(capture, [40001], 1_000.0)
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(capture), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--jobs 2 analyses files in parallel only with --separate" in done.stderr
+    assert done.stdout == ""

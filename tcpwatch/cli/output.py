@@ -1,13 +1,16 @@
 """Printing an offline analysis: table, timelines or streamed records."""
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.record import build_record
 from tcpwatch.render.style import printable
+
+if TYPE_CHECKING:
+    from tcpwatch.pipeline import ReadResult
 
 # Width for a piped table: wide enough that no cell is cut.
 _PIPE_TABLE_WIDTH = 400
@@ -44,6 +47,8 @@ class OfflineReport:
         """``--conn`` values that matched a connection."""
         self.kept: list[Connection] = []
         self.writer: Any = None
+        self.file_lines: list[str] = []
+        """With ``--separate``: one summary line per file, in the order read."""
 
     def run(
         self,
@@ -93,6 +98,7 @@ class OfflineReport:
                 self._finished,
                 jobs=jobs,
                 validate_checksums=validate_checksums,
+                on_file=self._file_done,
             )
         else:
             result = read_captures(
@@ -105,6 +111,8 @@ class OfflineReport:
             self.writer.close()
         else:
             self._print_views()
+        for line in self.file_lines:
+            self.stderr.print(line, style="dim", soft_wrap=True, markup=False)
         noun = "connection" if result.connections == 1 else "connections"
         summary = f"{result.connections:,} {noun}; {result.stats.summary()}"
         if result.reordered:
@@ -140,6 +148,17 @@ class OfflineReport:
         if self._report_unmatched(result.connections):
             return 2
         return 1 if result.errors else 0
+
+    def _file_done(self, path: str, before: int, part: "ReadResult") -> None:
+        """Note which connection numbers and frames came from ``path``."""
+        count = part.connections
+        if count == 0:
+            numbers = "no connections"
+        elif count == 1:
+            numbers = f"connection {before + 1:,}"
+        else:
+            numbers = f"connections {before + 1:,} to {before + count:,}"
+        self.file_lines.append(f"{printable(path)}: {numbers}; {part.stats.summary()}")
 
     def _make_writer(self) -> Any:
         from tcpwatch.export import writers

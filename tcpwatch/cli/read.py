@@ -156,6 +156,12 @@ def read(
     with user_errors():
         if backend == Backend.tshark and separate:
             raise UsageError("--separate works with the native backend only")
+        if jobs > 1 and not separate:
+            raise UsageError(
+                f"--jobs {jobs} analyses files in parallel only with --separate; "
+                "add --separate if the files are independent captures, or drop "
+                "--jobs to read them as one capture"
+            )
         drawn = show_timeline or explain or bool(svg or html)
         if drawn and output_format in (
             OutputFormat.json,
