@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from tcpwatch.capture.decoder import Decoder, DecodeStats
 from tcpwatch.capture.pcapfile import MergedCapture
@@ -20,6 +21,9 @@ from tcpwatch.errors import CaptureFileError
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.reorder import IN_ORDER_WINDOW, ReorderBuffer
 from tcpwatch.flow.tracker import FlowTracker
+
+if TYPE_CHECKING:
+    from tcpwatch.capture.bpf import FrameFilter
 
 logger = logging.getLogger("tcpwatch.pipeline")
 
@@ -54,6 +58,7 @@ def read_captures(
     *,
     validate_checksums: bool = False,
     decoder: Decoder | None = None,
+    frame_filter: "FrameFilter | None" = None,
 ) -> ReadResult:
     """Read ``paths`` as one capture in timestamp order and track every connection.
 
@@ -63,14 +68,16 @@ def read_captures(
     capture ends. A file that cannot be opened raises ``CaptureFileError``
     before anything is read. A file that breaks while being read (truncated,
     corrupt) stops there; everything read before the damage is still analysed,
-    and the error is returned in ``ReadResult.errors``.
+    and the error is returned in ``ReadResult.errors``. With ``frame_filter``,
+    only the frames it accepts are decoded.
     """
     decoder = decoder or Decoder(validate_checksums=validate_checksums)
     capture = MergedCapture(paths, on_error=lambda error: None)
     result = ReadResult(paths=list(paths), stats=decoder.stats)
     process = tracker.process
     reorder = ReorderBuffer()
-    segments = decoder.segments(capture)
+    frames = capture if frame_filter is None else frame_filter.frames(capture)
+    segments = decoder.segments(frames)
     count = 0
 
     def drain() -> None:
