@@ -55,6 +55,7 @@ def read_separately(
     jobs: int = 1,
     validate_checksums: bool = False,
     on_file: Callable[[str, int, ReadResult], None] | None = None,
+    bpf_filter: str = "",
 ) -> ReadResult:
     """Analyse each file as an independent capture, ``jobs`` files at a time.
 
@@ -64,7 +65,8 @@ def read_separately(
     counters and lists their read errors in the order of ``paths``.
     ``on_file``, when given, is called after each file's last connection with
     the file's path, the number of the last connection before it, and the
-    file's own result.
+    file's own result. ``bpf_filter`` is a pcap-filter(7) expression that
+    each worker compiles for its file.
 
     A file that cannot be opened is left out and its error listed with the
     others, because the files are independent: one bad file does not stop
@@ -90,7 +92,7 @@ def read_separately(
                 channel = context.Queue(_QUEUE_SIZE)
                 worker = context.Process(
                     target=_analyse_file,
-                    args=(path, make_tracker, validate_checksums, channel),
+                    args=(path, make_tracker, validate_checksums, bpf_filter, channel),
                     name=f"tcpwatch-read-{path}",
                     daemon=True,
                 )
@@ -133,6 +135,7 @@ def _analyse_file(
     path: str,
     make_tracker: Callable[[], FlowTracker],
     validate_checksums: bool,
+    bpf_filter: str,
     channel: Any,
 ) -> None:
     """Worker: read one file and send its connections, then its result."""
@@ -144,9 +147,18 @@ def _analyse_file(
             channel.put(("connections", batch.copy()))
             batch.clear()
 
+    frame_filter = None
+    if bpf_filter:
+        from tcpwatch.capture.bpf import FrameFilter
+
+        frame_filter = FrameFilter(bpf_filter)
     try:
         result = read_captures(
-            [path], make_tracker(), finished, validate_checksums=validate_checksums
+            [path],
+            make_tracker(),
+            finished,
+            validate_checksums=validate_checksums,
+            frame_filter=frame_filter,
         )
     except CaptureFileError as error:
         channel.put(("failed", _error_state(error)))
@@ -197,6 +209,7 @@ def _add(total: ReadResult, part: ReadResult) -> None:
     total.reordered += part.reordered
     total.reordered_late += part.reordered_late
     total.evicted += part.evicted
+    total.filtered += part.filtered
     stats, more = total.stats, part.stats
     stats.frames += more.frames
     stats.tcp += more.tcp

@@ -49,6 +49,8 @@ class ReadResult:
     """Reordered segments too far out of place to be put back in order."""
     evicted: int = 0
     """Connections finished early because the tracker's table was full."""
+    filtered: int = 0
+    """Frames left out because the frame filter rejected them."""
 
 
 def read_captures(
@@ -127,6 +129,8 @@ def read_captures(
     result.reordered = reorder.reordered
     result.reordered_late = reorder.late
     result.evicted = tracker.evicted
+    if frame_filter is not None:
+        result.filtered = frame_filter.rejected
     for error in result.errors:
         logger.debug("read.failed path=%s error=%s", error.path, error)
     return result

@@ -277,3 +277,44 @@ def test_read_dash_reads_standard_input(capture: Path):
     )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2
+
+
+MIXED = Path(__file__).resolve().parent.parent / "captures" / "mixed.pcap"
+
+
+def test_read_filter_keeps_matching_connections() -> None:
+    everything = runner.invoke(app, ["read", str(MIXED), "-F", "json"])
+    result = runner.invoke(app, ["read", str(MIXED), "-F", "json", "-f", "port 54185"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    wanted = [
+        record
+        for record in map(json.loads, everything.stdout.splitlines())
+        if 54185 in (record["id.orig_p"], record["id.resp_p"])
+    ]
+    assert records == wanted
+    assert 0 < len(records) < len(everything.stdout.splitlines())
+
+
+def test_read_filter_counts_what_it_left_out() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(MIXED), "-f", "port 54185"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = done.stderr.strip().splitlines()[-1]
+    assert "54 frames: 54 TCP" in summary
+    assert "72 more left out by the filter 'port 54185'" in summary
+
+
+def test_timeline_filter_invalid_expression() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "timeline", str(MIXED), "-f", "port x y"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid filter 'port x y'" in done.stderr
+    assert done.stdout == ""

@@ -60,11 +60,13 @@ class OfflineReport:
         jobs: int = 1,
         backend: str = "native",
         max_connections: int = 500_000,
+        bpf_filter: str = "",
     ) -> int:
         """Read ``paths`` and print; return the exit status (1 if a file broke).
 
         With ``separate``, each file is an independent capture, analysed in
-        up to ``jobs`` worker processes at once.
+        up to ``jobs`` worker processes at once. With ``bpf_filter``, only the
+        frames that match the pcap-filter(7) expression are analysed.
         """
         from functools import partial
 
@@ -74,6 +76,11 @@ class OfflineReport:
         from tcpwatch.pipeline import read_captures
 
         catalogue(self._lang)  # an unknown language fails before reading
+        frame_filter = None
+        if bpf_filter:
+            from tcpwatch.capture.bpf import FrameFilter
+
+            frame_filter = FrameFilter(bpf_filter)  # a bad one fails up front
         keep = self.timelines or self.output_format == "mermaid"
         make_tracker = partial(
             FlowTracker,
@@ -99,6 +106,7 @@ class OfflineReport:
                 jobs=jobs,
                 validate_checksums=validate_checksums,
                 on_file=self._file_done,
+                bpf_filter=bpf_filter,
             )
         else:
             result = read_captures(
@@ -106,6 +114,7 @@ class OfflineReport:
                 make_tracker(),
                 self._finished,
                 validate_checksums=validate_checksums,
+                frame_filter=frame_filter,
             )
         if self.writer is not None:
             self.writer.close()
@@ -115,6 +124,11 @@ class OfflineReport:
             self.stderr.print(line, style="dim", soft_wrap=True, markup=False)
         noun = "connection" if result.connections == 1 else "connections"
         summary = f"{result.connections:,} {noun}; {result.stats.summary()}"
+        if bpf_filter:
+            summary += (
+                f"; {result.filtered:,} more left out by the filter "
+                f"{printable(bpf_filter)!r}"
+            )
         if result.reordered:
             summary += f"; {result.reordered:,} segments out of timestamp order"
         if result.evicted:

@@ -112,6 +112,17 @@ Jobs = Annotated[
         "its own process.",
     ),
 ]
+ReadFilter = Annotated[
+    str,
+    typer.Option(
+        "--filter",
+        "-f",
+        help="Read only the frames that match this pcap-filter(7) expression, "
+        "such as 'port 443' or 'host 10.0.0.5', as tcpdump -r FILE EXPRESSION "
+        "does. The rest are counted and left out.",
+        show_default=False,
+    ),
+]
 ReadBackend = Annotated[
     Backend,
     typer.Option(
@@ -151,11 +162,18 @@ def read(
     jobs: Jobs = 1,
     backend: ReadBackend = Backend.native,
     max_connections: MaxConnectionsOption = 500_000,
+    bpf_filter: ReadFilter = "",
 ) -> None:
     """Analyse capture files: one row (or record) per TCP connection."""
     with user_errors():
         if backend == Backend.tshark and separate:
             raise UsageError("--separate works with the native backend only")
+        if backend == Backend.tshark and bpf_filter:
+            raise UsageError(
+                "--filter works with the native backend only; drop --backend "
+                "tshark, or narrow the file first with tcpdump -r FILE -w OUT "
+                "EXPRESSION"
+            )
         if jobs > 1 and not separate:
             raise UsageError(
                 f"--jobs {jobs} analyses files in parallel only with --separate; "
@@ -186,6 +204,7 @@ def read(
             jobs=jobs,
             backend=backend.value,
             max_connections=max_connections,
+            bpf_filter=bpf_filter,
         )
 
 
@@ -199,6 +218,7 @@ def timeline(
     lang: Lang = "en",
     svg: SaveSvg = None,
     html: SaveHtml = None,
+    bpf_filter: ReadFilter = "",
 ) -> None:
     """Draw the ladder diagram of each connection (or of those given with --conn)."""
     with user_errors():
@@ -211,6 +231,7 @@ def timeline(
             validate_checksums=validate_checksums,
             idle_timeout=idle_timeout,
             views=TimelineOptions(explain, lang, svg, html),
+            bpf_filter=bpf_filter,
         )
 
 
@@ -228,6 +249,7 @@ def _run(
     jobs: int = 1,
     backend: str = "native",
     max_connections: int = 500_000,
+    bpf_filter: str = "",
 ) -> None:
     from tcpwatch.cli.output import OfflineReport
     from tcpwatch.cli.paths import check_output_path
@@ -254,6 +276,7 @@ def _run(
             jobs=jobs,
             backend=backend,
             max_connections=max_connections,
+            bpf_filter=bpf_filter,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
