@@ -9,7 +9,7 @@ box characters as rich's default table style.
 """
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -27,6 +27,9 @@ class GridColumn:
     """The column that gives up width when the grid is wider than the screen."""
     min_width: int = 1
     style: str = ""
+    shorten: Callable[[str, int], str] | None = None
+    """For a wrap column: shorten each line of a cell to the column's width
+    with this function instead of wrapping it."""
 
 
 class Grid:
@@ -100,7 +103,12 @@ class Grid:
         cells: list[list[Text]] = []
         for index, cell in enumerate(row):
             column = self.columns[index]
-            if column.wrap:
+            if column.shorten is not None and not is_header:
+                lines = [
+                    Text(column.shorten(line.plain, widths[index]), style=cell.style)
+                    for line in cell.split("\n")
+                ]
+            elif column.wrap:
                 lines = list(cell.wrap(_CONSOLE, widths[index]))
             else:
                 lines = list(cell.split("\n"))

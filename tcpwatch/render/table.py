@@ -23,6 +23,33 @@ def endpoint_text(address: str, port: int) -> str:
     return f"{address}:{port}"
 
 
+def shorten_endpoint(endpoint: str, width: int) -> str:
+    """Return ``endpoint`` (``host:port``) in at most ``width`` characters.
+
+    The port stays whole. The host loses characters from its middle, which
+    become "…", so that both the network part at its start and the host
+    part at its end stay readable: ``fd12:3456:…:3333:4444]:37884``.
+    """
+    if len(endpoint) <= width:
+        return endpoint
+    host, colon, port = endpoint.rpartition(":")
+    room = width - len(port) - len(colon)
+    if room < 3:
+        return endpoint[: max(width - 1, 0)] + "…"
+    return shorten_host(host, room) + colon + port
+
+
+def shorten_host(host: str, length: int) -> str:
+    """Return ``host`` in ``length`` characters, its middle replaced by "…"."""
+    if length >= len(host):
+        return host
+    if length < 3:
+        return host[:length]
+    tail = (length - 1) // 2
+    head = length - 1 - tail
+    return host[:head] + "…" + host[len(host) - tail :]
+
+
 def handshake_time(record: dict[str, Any], cat: Catalogue | None = None) -> Text:
     """Return the handshake timing that fits the record's handshake class."""
     cat = cat or catalogue()
@@ -113,6 +140,7 @@ class ConnectionTable:
                 text("table.originator") + "\n" + text("table.responder"),
                 wrap=True,
                 min_width=8,
+                shorten=shorten_endpoint,
             ),
             GridColumn(text("table.handshake") + "\n" + text("table.teardown")),
             GridColumn(
