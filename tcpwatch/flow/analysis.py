@@ -7,7 +7,8 @@ out-of-order, retransmission.
 
 The analysis runs before the tracker updates the sender's sequence state, so
 ``sender.last`` is still the highest sequence number seen *before* this
-segment.
+segment. The marks compare a segment with ``next_seq``, which is ``last``
+except while a zero-window probe's byte is not acknowledged.
 """
 
 from typing import Final
@@ -80,6 +81,22 @@ def mark_names(marks: int) -> list[str]:
     return [name for bit, name in MARK_NAMES.items() if marks & bit]
 
 
+def next_seq(sender: Endpoint) -> int:
+    """Return the relative sequence number the sender's next new data takes.
+
+    That is one past the highest number seen, except after a zero-window
+    probe that the receiver has not acknowledged. A receiver with a zero
+    window drops the probe's byte (RFC 9293 section 3.8.6.1), so the sender
+    sends it again as new data, and a repeated probe is still a probe.
+    Wireshark 4.0 does not count a probe's byte either. An ACK that covers
+    the byte shows that the receiver accepted it.
+    """
+    last = sender.last
+    if sender.probe_end == last and sender.ack < last:
+        return last - 1
+    return last
+
+
 def analyze_data(
     sender: Endpoint,
     receiver: Endpoint,
@@ -91,17 +108,20 @@ def analyze_data(
     reorder_window: float,
 ) -> int:
     """Classify a segment's place in the sender's sequence space."""
-    if (
-        flags & (SYN | FIN | RST) == 0
-        and payload_len <= 1
-        and rel_seq == sender.last - 1
-    ):
+    last = next_seq(sender)
+    if flags & (SYN | FIN | RST) == 0 and payload_len <= 1 and rel_seq == last - 1:
         # RFC 9293 section 3.8.4: a probe one byte below the next sequence
         # number, empty or with one garbage byte, is neither data nor loss.
         return KEEP_ALIVE
-    if seg_len <= 0 or flags & RST:
+    if flags & RST:
         return 0
-    if rel_seq < sender.last:
+    if rel_seq > last and last > 0:
+        # A pure ACK that starts past the next sequence number shows as well
+        # as data does that the bytes in between were sent and not captured.
+        return PREVIOUS_SEGMENT_NOT_CAPTURED
+    if seg_len <= 0:
+        return 0
+    if rel_seq < last:
         end = rel_seq + seg_len
         if end <= sender.ack and not flags & SYN:
             # A repeated SYN whose SYN-ACK was already seen is a plain
@@ -115,7 +135,7 @@ def analyze_data(
         ):
             return FAST_RETRANSMISSION
         if (
-            end != sender.last
+            end != last
             and fills_hole(sender, rel_seq, end)
             and round((ts - sender.advance_time) * 1e6) < round(reorder_window * 1e6)
         ):
@@ -125,8 +145,6 @@ def analyze_data(
             # seconds since 1970 carries only about 0.2 us of precision.
             return OUT_OF_ORDER
         return RETRANSMISSION
-    if rel_seq > sender.last and sender.last > 0:
-        return PREVIOUS_SEGMENT_NOT_CAPTURED
     return 0
 
 
@@ -144,6 +162,18 @@ def fills_hole(sender: Endpoint, start: int, end: int) -> bool:
     return start < end and start >= sender.reassem
 
 
+def window_scale_known(advertiser: Endpoint, peer: Endpoint) -> bool:
+    """Return whether ``advertiser``'s window field can be scaled correctly.
+
+    The shift is only sent in SYNs (RFC 7323 section 2.2): it is known when
+    the advertiser's SYN was captured, or when the peer's SYN offered no
+    window scaling, which turns scaling off both ways.
+    """
+    return bool(advertiser.syn_count) or (
+        bool(peer.syn_count) and peer.wscale_offered is None
+    )
+
+
 def analyze_ack(
     sender: Endpoint,
     receiver: Endpoint,
@@ -157,19 +187,21 @@ def analyze_ack(
     marks = 0
     if window == 0 and flags & (SYN | FIN | RST) == 0:
         marks |= ZERO_WINDOW
+    last = next_seq(sender)
     if payload_len or flags & (SYN | FIN | RST):
-        if payload_len == 1 and receiver.window == 0 and rel_seq == sender.last:
+        if payload_len == 1 and receiver.window == 0 and rel_seq == last:
             marks |= ZERO_WINDOW_PROBE
         elif (
             payload_len
             and receiver.window > 0
             and rel_seq + payload_len >= sender.ack + receiver.window
+            and window_scale_known(receiver, sender)
         ):
             marks |= WINDOW_FULL
         return marks
-    if rel_ack == sender.last_ack_sent and rel_seq == sender.last:
+    if rel_ack == sender.last_ack_sent and rel_seq == last:
         if window == sender.last_window_sent and window != 0:
-            if receiver.last > rel_ack:
+            if next_seq(receiver) > rel_ack:
                 marks |= DUP_ACK
         elif window != 0 and sender.last_window_sent >= 0:
             # Wireshark counts any change to a non-zero window, up or down.

@@ -74,6 +74,7 @@ class Endpoint:
         "pending_index",
         "pending_report",
         "advance_time",
+        "probe_end",
         "first_time",
         "last_time",
         "syn_times",
@@ -154,6 +155,12 @@ class Endpoint:
         """Whether the pending gap is reported (both sides were established)."""
         self.advance_time = 0.0
         """Time of the segment that last moved ``last`` forward."""
+        self.probe_end = 0
+        """Relative: one past this side's latest zero-window probe byte (0: none).
+
+        ``last`` counts the probe's byte, as Zeek does, but the receiver
+        takes the byte only if its ACK covers it: see ``analysis.next_seq``.
+        """
         self.first_time = 0.0
         self.last_time = 0.0
         self.syn_times: tuple[float, ...] = ()
@@ -248,6 +255,7 @@ class Endpoint:
         """
         self.isn = first_seq
         self.ack = 0
+        self.probe_end = 0
         self.last = (end_seq - first_seq) & SEQ_MASK
 
     def unwrap(self, raw: int, reference: int) -> int:

@@ -456,9 +456,16 @@ class FlowTracker:
         rel_ack = 0
         if flags & ACK:
             if peer.state == INACTIVE:
-                rel_ack = 1
-                # Number the peer as though its SYN had been seen just before.
-                peer.isn = (ack - 1) & SEQ_MASK
+                if endpoint.last_ack_sent < 0:
+                    # Number the peer as though its SYN had been seen just
+                    # before this first ACK.
+                    rel_ack = 1
+                    peer.isn = (ack - 1) & SEQ_MASK
+                else:
+                    # Later ACKs are numbered from there, so that a repeated
+                    # ACK differs from one that moves. The peer's own
+                    # numbers stay at 0 until it sends, as in Zeek.
+                    rel_ack = max(0, peer.unwrap(ack, endpoint.last_ack_sent))
                 peer.ack = 0
                 peer.last = 0
             else:
@@ -518,8 +525,13 @@ class FlowTracker:
             self._note_handshake(conn, flags, is_orig, rel_ack, ts)
 
         # _ack_received changes nothing unless the ACK passes what the
-        # content-gap model has, or a gap is pending.
-        if flags & ACK and (peer.pending_ack or rel_ack > peer.reassem):
+        # content-gap model has, or a gap is pending. A peer not seen yet has
+        # no content to miss.
+        if (
+            flags & ACK
+            and (peer.pending_ack or rel_ack > peer.reassem)
+            and peer.state != INACTIVE
+        ):
             self._ack_received(conn, peer, rel_ack)
         if length and not flags & RST and not seq_underflow:
             start = rel_seq + 1 if flags & SYN else rel_seq
@@ -543,6 +555,8 @@ class FlowTracker:
         endpoint.ip_bytes += ip_len
         if marks:
             _count_marks(endpoint, marks, flags)
+            if marks & analysis.ZERO_WINDOW_PROBE:
+                endpoint.probe_end = rel_seq + 1
         if flags & ACK:
             # A run of duplicate ACKs ends with any ACK that moves.
             if marks & DUP_ACK:
