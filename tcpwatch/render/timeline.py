@@ -20,18 +20,21 @@ segments with notable marks; ``full=True`` shows everything.
 
 Every word comes from a message catalogue (``tcpwatch.i18n``), and every
 string from the capture goes into a ``rich.text.Text``, never into markup.
+
+The rows before layout (phase bands, folds, the round-trip bracket) are
+built in ``timeline_items``, and the arrows and wrapped notes are drawn by
+``timeline_draw``.
 """
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from tcpwatch.capture.segment import ACK, FIN, RST, SYN, flag_names
+from tcpwatch.capture.segment import ACK, RST, flag_names
 from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection, SegmentView, format_endpoint
 from tcpwatch.flow.states import Phase
@@ -44,28 +47,47 @@ from tcpwatch.render.explain import (
     verdict_text,
 )
 from tcpwatch.render.style import PHASE_STYLES, printable
+from tcpwatch.render.timeline_draw import (
+    MARK_STYLES,
+    NOTE_STYLE,
+    arrow_style,
+    centred,
+    draw_arrow,
+    format_delta,
+    rjust_cells,
+    wrap_text,
+)
+from tcpwatch.render.timeline_items import (
+    FOLD_ABOVE,
+    FOLD_KEEP,
+    FOLD_MIN_RUN,
+    FOLD_NOTABLE,
+    NOTABLE_MARKS,
+    FoldItem,
+    Item,
+    PhaseItem,
+    SegmentItem,
+    bracket_rows,
+    build_items,
+    segment_phase,
+)
 from tcpwatch.units import format_bytes, format_seconds
 
-FOLD_KEEP = 4
-"""Transfer segments kept at each end of a folded transfer."""
-FOLD_ABOVE = 2 * FOLD_KEEP + 2
-"""A transfer with more segments than this is folded unless ``full`` is set."""
-FOLD_NOTABLE = 8
-"""Segments with notable marks kept visible inside a folded transfer."""
-FOLD_MIN_RUN = 3
-"""Hidden runs shorter than this are shown, since a summary line saves nothing."""
+__all__ = [
+    "ARROW_MAX",
+    "ARROW_MIN",
+    "ARROW_WITH_NOTES",
+    "FOLD_ABOVE",
+    "FOLD_KEEP",
+    "FOLD_MIN_RUN",
+    "FOLD_NOTABLE",
+    "NOTABLE_MARKS",
+    "SIDE_NOTES_FROM",
+    "Timeline",
+    "label_parts",
+    "segment_phase",
+]
 
-NOTABLE_MARKS = (
-    analysis.ANY_RETRANSMISSION
-    | analysis.OUT_OF_ORDER
-    | analysis.PREVIOUS_SEGMENT_NOT_CAPTURED
-    | analysis.ZERO_WINDOW
-    | analysis.ZERO_WINDOW_PROBE
-    | analysis.KEEP_ALIVE
-    | analysis.BAD_CHECKSUM
-    | analysis.STRAY_SYN
-)
-"""Marks that keep a segment visible in a folded transfer."""
 
 ARROW_MIN = 24
 """Narrowest arrow drawn; below it the delta column is dropped first."""
@@ -75,63 +97,6 @@ ARROW_WITH_NOTES = 64
 """Arrow width when explanations take the right-hand column."""
 SIDE_NOTES_FROM = 140
 """Console width from which explanations go in a column beside the arrows."""
-
-_MARK_STYLES = {
-    analysis.RETRANSMISSION: "bold red",
-    analysis.FAST_RETRANSMISSION: "bold red",
-    analysis.SPURIOUS_RETRANSMISSION: "red",
-    analysis.OUT_OF_ORDER: "red",
-    analysis.PREVIOUS_SEGMENT_NOT_CAPTURED: "red",
-    analysis.DUP_ACK: "yellow",
-    analysis.ZERO_WINDOW: "bold yellow",
-    analysis.WINDOW_FULL: "yellow",
-    analysis.ZERO_WINDOW_PROBE: "yellow",
-    analysis.KEEP_ALIVE: "blue",
-    analysis.WINDOW_UPDATE: "green",
-    analysis.BAD_CHECKSUM: "bold red",
-    analysis.STRAY_SYN: "magenta",
-    analysis.PORT_REUSE: "magenta",
-}
-_NOTE_STYLE = "italic"
-_PHASE_ORDER = {Phase.HANDSHAKE: 0, Phase.TRANSFER: 1, Phase.TEARDOWN: 2}
-
-
-def segment_phase(conn: Connection, view: SegmentView) -> Phase:
-    """Return the phase a segment belongs to on its own.
-
-    The timeline never moves back to an earlier phase: a SYN-ACK repeated
-    during the transfer stays in the transfer band.
-    """
-    seg = view.segment
-    if conn.handshake_ack_time is None and not conn.is_partial:
-        # A connection that never opened has no transfer or teardown: its RST
-        # (a rejected attempt) ends the handshake.
-        return Phase.HANDSHAKE
-    closing = _closing_time(conn)
-    if closing is not None and seg.ts >= closing:
-        return Phase.TEARDOWN
-    if seg.flags & (FIN | RST):
-        return Phase.TEARDOWN
-    if seg.flags & SYN:
-        return Phase.HANDSHAKE
-    established = conn.handshake_ack_time
-    if established is not None and seg.ts <= established and not seg.payload_len:
-        return Phase.HANDSHAKE
-    return Phase.TRANSFER
-
-
-def _closing_time(conn: Connection) -> float | None:
-    times = [
-        t
-        for t in (
-            conn.orig.fin_time,
-            conn.resp.fin_time,
-            conn.orig.rst_time,
-            conn.resp.rst_time,
-        )
-        if t is not None
-    ]
-    return min(times) if times else None
 
 
 def label_parts(conn: Connection, view: SegmentView, cat: Catalogue) -> list[str]:
@@ -145,33 +110,6 @@ def label_parts(conn: Connection, view: SegmentView, cat: Catalogue) -> list[str
         parts.append(f"len={seg.payload_len}")
     parts.append(f"win={scaled_window(conn, view)}")
     return parts
-
-
-# -- the items of a timeline, before layout --------------------------------
-
-
-@dataclass
-class _PhaseItem:
-    phase: Phase
-
-
-@dataclass
-class _SegmentItem:
-    view: SegmentView
-    since_start: float
-    since_previous: float
-    notes: list[str] = field(default_factory=list)
-    bracket: str = ""
-    """Round-trip bracket part on this row: "start", "end" or "" (none)."""
-
-
-@dataclass
-class _FoldItem:
-    views: list[SegmentView]
-    span: float
-
-
-_Item = _PhaseItem | _SegmentItem | _FoldItem
 
 
 @dataclass
@@ -244,9 +182,9 @@ class Timeline:
             lines.append(Text(" " * geometry.prefix + self.cat.text("empty")))
         in_bracket = False
         for item in items:
-            if isinstance(item, _PhaseItem):
+            if isinstance(item, PhaseItem):
                 lines += self._phase_lines(console, item.phase, geometry)
-            elif isinstance(item, _FoldItem):
+            elif isinstance(item, FoldItem):
                 lines += self._fold_lines(console, item, geometry, in_bracket)
             else:
                 block = self._segment_lines(console, item, geometry, in_bracket)
@@ -271,9 +209,9 @@ class Timeline:
         14 µs")`` right after the segment that closes the bracket.
         """
         for item in self._items():
-            if isinstance(item, _PhaseItem):
+            if isinstance(item, PhaseItem):
                 yield "phase", self._phase_label(item.phase)
-            elif isinstance(item, _FoldItem):
+            elif isinstance(item, FoldItem):
                 yield "fold", self._fold_summary(item)
             else:
                 yield "segment", item.view
@@ -289,120 +227,13 @@ class Timeline:
         return self.cat.text("footer.verdict", verdict=sentence)
 
     # -- building the item list -------------------------------------------
-
-    def _items(self) -> Iterator[_Item]:
-        conn = self.conn
-        segments = conn.segments or []
-        if not segments:
-            return
-        explainer = Explainer(conn, self.cat) if self.explain else None
-        phases = self._phases(segments)
-        bracket = self._bracket_rows(segments)
-        start = segments[0].segment.ts
-        previous = start
-        shown = self._shown(segments, phases)
-        phase: Phase | None = None
-        index = 0
-        while index < len(segments):
-            view = segments[index]
-            if phases[index] != phase:
-                phase = phases[index]
-                yield _PhaseItem(phase)
-            if not shown[index]:
-                end = index
-                while end < len(segments) and not shown[end]:
-                    end += 1
-                hidden = segments[index:end]
-                if explainer is not None:
-                    for hidden_view in hidden:
-                        explainer.notes(hidden_view)
-                span = hidden[-1].segment.ts - hidden[0].segment.ts
-                yield _FoldItem(hidden, span)
-                previous = hidden[-1].segment.ts
-                index = end
-                continue
-            ts = view.segment.ts
-            item = _SegmentItem(view, ts - start, ts - previous)
-            if explainer is not None:
-                item.notes = explainer.notes(view)
-            item.bracket = bracket.get(index, "")
-            previous = ts
-            yield item
-            index += 1
-
-    def _phases(self, segments: list[SegmentView]) -> list[Phase]:
-        """Return each segment's band, never moving back to an earlier phase."""
-        phases = []
-        current = -1
-        for view in segments:
-            phase = segment_phase(self.conn, view)
-            order = _PHASE_ORDER.get(phase, 2)
-            if order < current:
-                phase = next(p for p, o in _PHASE_ORDER.items() if o == current)
-            current = max(current, order)
-            phases.append(phase)
-        return phases
-
-    def _shown(self, segments: list[SegmentView], phases: list[Phase]) -> list[bool]:
-        """Return which segments get their own arrow; the rest fold."""
-        shown = [True] * len(segments)
-        if self.full:
-            return shown
-        transfer = [i for i, phase in enumerate(phases) if phase == Phase.TRANSFER]
-        if len(transfer) <= FOLD_ABOVE:
-            return shown
-        notable = 0
-        for index in transfer[FOLD_KEEP:-FOLD_KEEP]:
-            if segments[index].marks & NOTABLE_MARKS and notable < FOLD_NOTABLE:
-                notable += 1
-            else:
-                shown[index] = False
-        # A summary line of one or two segments hides nothing: show them.
-        index = 0
-        while index < len(shown):
-            if shown[index]:
-                index += 1
-                continue
-            end = index
-            while end < len(shown) and not shown[end]:
-                end += 1
-            if end - index < FOLD_MIN_RUN:
-                for hidden in range(index, end):
-                    shown[hidden] = True
-            index = end
-        return shown
-
-    def _bracket_rows(self, segments: list[SegmentView]) -> dict[int, str]:
-        """Return the rows where the round-trip bracket starts and ends."""
-        conn = self.conn
-        if conn.simultaneous_open:
-            return {}  # each SYN-ACK acknowledges the other's SYN: no single RTT
-        end = None
-        for index, view in enumerate(segments):
-            flags = view.segment.flags
-            if view.is_orig:
-                continue
-            if flags & SYN and flags & ACK:
-                end = index
-                break
-            if flags & RST and conn.synack_time is None:
-                end = index
-                break
-        if end is None:
-            return {}
-        start = None
-        for index in range(end - 1, -1, -1):
-            view = segments[index]
-            if view.is_orig and view.segment.flags & (SYN | ACK) == SYN:
-                start = index
-                break
-        if start is None:
-            return {}
-        return {start: "start", end: "end"}
+    def _items(self) -> Iterator[Item]:
+        explainer = Explainer(self.conn, self.cat) if self.explain else None
+        return build_items(self.conn, self.full, explainer)
 
     def _bracket_label(self) -> str:
         segments = self.conn.segments or []
-        rows = self._bracket_rows(segments)
+        rows = bracket_rows(self.conn, segments)
         if not rows:
             return ""
         start, end = sorted(rows)
@@ -413,14 +244,14 @@ class Timeline:
 
     # -- geometry -----------------------------------------------------------
 
-    def _geometry(self, items: list[_Item], width: int) -> _Geometry:
+    def _geometry(self, items: list[Item], width: int) -> _Geometry:
         cat = self.cat
         time_width = cell_len(cat.text("column.time"))
         delta_width = cell_len(cat.text("column.delta"))
         for item in items:
-            if isinstance(item, _SegmentItem):
+            if isinstance(item, SegmentItem):
                 time_width = max(time_width, len(format_seconds(item.since_start)))
-                delta_width = max(delta_width, len(_delta(item.since_previous)))
+                delta_width = max(delta_width, len(format_delta(item.since_previous)))
         label = self._bracket_label()
         gutter = 3 + cell_len(label) if label else 0
         geometry = _Geometry(time_width, delta_width, 0, gutter, 0)
@@ -454,7 +285,7 @@ class Timeline:
         )
         prefix = Text(cat.text("column.time").rjust(geometry.time), style="dim")
         if geometry.delta:
-            prefix.append(" " + _rjust(cat.text("column.delta"), geometry.delta))
+            prefix.append(" " + rjust_cells(cat.text("column.delta"), geometry.delta))
         prefix.append(" ")
         span = geometry.arrow + 2
         line = prefix.copy()
@@ -486,7 +317,7 @@ class Timeline:
         if self.explain:
             intro = Explainer(self.conn, self.cat).phase_intro(phase)
             if intro:
-                lines += _wrap(console, intro, total, _NOTE_STYLE)
+                lines += wrap_text(console, intro, total, NOTE_STYLE)
         return lines
 
     def _phase_label(self, phase: Phase) -> str:
@@ -500,36 +331,36 @@ class Timeline:
     def _segment_lines(
         self,
         console: Console,
-        item: _SegmentItem,
+        item: SegmentItem,
         geometry: _Geometry,
         in_bracket: bool,
     ) -> list[Text]:
         view = item.view
-        style = _arrow_style(view.segment.flags, view.segment.payload_len)
+        style = arrow_style(view.segment.flags, view.segment.payload_len)
         label_lines = self._label_lines(view, geometry.arrow - 6)
         rows: list[tuple[Text, Text]] = []  # (prefix, body between lifelines)
         prefix = Text(f"{format_seconds(item.since_start):>{geometry.time}}")
         if geometry.delta:
-            prefix.append(f" {_delta(item.since_previous):>{geometry.delta}}")
+            prefix.append(f" {format_delta(item.since_previous):>{geometry.delta}}")
         prefix.stylize("dim")
         rows.append(
-            (prefix, _arrow(label_lines[0], view.is_orig, geometry.arrow, style))
+            (prefix, draw_arrow(label_lines[0], view.is_orig, geometry.arrow, style))
         )
         blank = Text(
             " " * geometry.time + (" " * (geometry.delta + 1) if geometry.delta else "")
         )
         for label in label_lines[1:]:
-            rows.append((blank, _centred(label, geometry.arrow)))
+            rows.append((blank, centred(label, geometry.arrow)))
         notes = item.notes
         side_notes: list[Text] = []
         if notes and geometry.notes:
             for note in notes:
-                side_notes += _wrap(console, note, geometry.notes, _NOTE_STYLE)
+                side_notes += wrap_text(console, note, geometry.notes, NOTE_STYLE)
             while len(rows) < len(side_notes):
                 rows.append((blank, Text(" " * geometry.arrow)))
         elif notes:
             for note in notes:
-                for wrapped in _wrap(console, note, geometry.arrow - 2, _NOTE_STYLE):
+                for wrapped in wrap_text(console, note, geometry.arrow - 2, NOTE_STYLE):
                     body = Text(" ")
                     body.append_text(wrapped)
                     body.append(" ")
@@ -548,7 +379,7 @@ class Timeline:
         return lines
 
     def _gutter(
-        self, item: _SegmentItem, row: int, in_bracket: bool, geometry: _Geometry
+        self, item: SegmentItem, row: int, in_bracket: bool, geometry: _Geometry
     ) -> Text:
         """Return the bracket gutter for ``row`` of a segment's lines."""
         if not geometry.gutter:
@@ -569,12 +400,12 @@ class Timeline:
 
     def _label_lines(self, view: SegmentView, width: int) -> list[Text]:
         """Pack the label's words into lines of at most ``width`` cells."""
-        style = _arrow_style(view.segment.flags, view.segment.payload_len)
+        style = arrow_style(view.segment.flags, view.segment.payload_len)
         words = [
             Text(part, style=style) for part in label_parts(self.conn, view, self.cat)
         ]
         for bit, name in mark_words(view.marks, self.cat):
-            words.append(Text(f"[{name}]", style=_MARK_STYLES.get(bit, "bold")))
+            words.append(Text(f"[{name}]", style=MARK_STYLES.get(bit, "bold")))
         width = max(width, 8)
         lines: list[Text] = []
         line = Text()
@@ -593,22 +424,22 @@ class Timeline:
     def _fold_lines(
         self,
         console: Console,
-        item: _FoldItem,
+        item: FoldItem,
         geometry: _Geometry,
         in_bracket: bool,
     ) -> list[Text]:
         blank = " " * geometry.prefix
         lines = []
         summary = self._fold_summary(item)
-        for wrapped in _wrap(console, summary, geometry.arrow - 2, "dim"):
+        for wrapped in wrap_text(console, summary, geometry.arrow - 2, "dim"):
             wrapped.rstrip()
             line = Text(blank + "│")
-            line.append_text(_centred(wrapped, geometry.arrow))
+            line.append_text(centred(wrapped, geometry.arrow))
             line.append("│")
             lines.append(line)
         return lines
 
-    def _fold_summary(self, item: _FoldItem) -> str:
+    def _fold_summary(self, item: FoldItem) -> str:
         cat = self.cat
         views = item.views
         details = [format_bytes(sum(view.segment.payload_len for view in views))]
@@ -639,129 +470,16 @@ class Timeline:
         width = max(geometry.total, 40)
         sentence = printable(verdict_text(conn, record, cat))
         verdict = cat.text("footer.verdict", verdict=sentence)
-        lines += _wrap(console, verdict, width, "bold")
+        lines += wrap_text(console, verdict, width, "bold")
         state = cat.text(
             "footer.state", state=record["conn_state"], history=record["history"]
         )
-        lines += _wrap(console, state, width, "dim")
+        lines += wrap_text(console, state, width, "dim")
         if record["handshake"] == "not_seen":
-            lines += _wrap(console, cat.text("footer.midstream"), width, "dim")
+            lines += wrap_text(console, cat.text("footer.midstream"), width, "dim")
         if conn.roles_inferred:
-            lines += _wrap(console, cat.text("footer.roles_inferred"), width, "dim")
+            lines += wrap_text(console, cat.text("footer.roles_inferred"), width, "dim")
         return lines
-
-
-# -- drawing helpers --------------------------------------------------------
-
-
-def _delta(seconds: float) -> str:
-    return "+" + format_seconds(seconds)
-
-
-def _rjust(text: str, width: int) -> str:
-    return " " * max(0, width - cell_len(text)) + text
-
-
-def _centred(content: Text, width: int) -> Text:
-    """Return ``content`` centred in ``width`` cells."""
-    size = cell_len(content.plain)
-    left = max(0, (width - size) // 2)
-    text = Text(" " * left)
-    text.append_text(content)
-    text.append(" " * max(0, width - left - size))
-    return text
-
-
-def _arrow(label: Text, to_responder: bool, width: int, style: str) -> Text:
-    """Return an arrow of exactly ``width`` cells with ``label`` in its middle."""
-    size = cell_len(label.plain) + 2 if label.plain else 0
-    dashes = max(2, width - 1 - size)
-    left = dashes // 2
-    right = dashes - left
-    text = Text()
-    if not to_responder:
-        text.append("◀", style=style)
-    text.append("─" * left, style=style)
-    if label.plain:
-        text.append(" ")
-        text.append_text(label)
-        text.append(" ")
-    text.append("─" * right, style=style)
-    if to_responder:
-        text.append("▶", style=style)
-    return text
-
-
-def _wrap(console: Console, content: str, width: int, style: str) -> list[Text]:
-    """Wrap ``content`` to lines of exactly ``width`` cells.
-
-    Lines break at spaces and between CJK characters, because Japanese has no
-    spaces between words. A run of Latin letters and digits stays whole unless
-    it is longer than a line. A line never starts with closing punctuation.
-    """
-    width = max(width, 8)
-    lines: list[list[str]] = [[]]
-    used = 0
-    for token in _TOKEN.findall(printable(content)):
-        size = cell_len(token)
-        line = lines[-1]
-        if token.isspace():
-            if line:
-                line.append(" ")
-                used += 1
-            continue
-        if used + size > width and line:
-            carried = []
-            if token[0] in _NO_LINE_START and len(line) > 1:
-                carried.append(line.pop())
-            while line and line[-1] == " ":
-                line.pop()
-            lines.append(carried)
-            line = lines[-1]
-            used = sum(cell_len(part) for part in line)
-        while size > width:
-            cut = _cut_at(token, width - used)
-            line.append(token[:cut])
-            lines.append([])
-            line = lines[-1]
-            token = token[cut:]
-            used = 0
-            size = cell_len(token)
-        line.append(token)
-        used += size
-    result = []
-    for parts in lines:
-        text = "".join(parts).rstrip()
-        result.append(Text(text + " " * max(0, width - cell_len(text)), style=style))
-    return result
-
-
-# A wrapping token: a run of Latin letters, digits and symbols, one space, or
-# one other character (each CJK character can end a line).
-_TOKEN = re.compile(r"[!-~µ×–’]+|\s|.")
-_NO_LINE_START = set("。、．，）」』】！？：；…ー")
-
-
-def _cut_at(token: str, cells: int) -> int:
-    """Return how many characters of ``token`` fit in ``cells`` cells (at least 1)."""
-    used = 0
-    for index, char in enumerate(token):
-        used += cell_len(char)
-        if used > cells:
-            return max(1, index)
-    return len(token)
-
-
-def _arrow_style(flags: int, payload_len: int) -> str:
-    if flags & RST:
-        return "bold red"
-    if flags & SYN:
-        return "yellow"
-    if flags & FIN:
-        return "magenta"
-    if payload_len:
-        return "cyan"
-    return ""
 
 
 def _phase_duration(conn: Connection, phase: Phase) -> float | None:
