@@ -318,3 +318,27 @@ def test_timeline_filter_invalid_expression() -> None:
     assert done.returncode == 2
     assert "invalid filter 'port x y'" in done.stderr
     assert done.stdout == ""
+
+
+def test_read_output_closed_early_is_not_a_broken_capture(tmp_path: Path) -> None:
+    # `tcpwatch read FILE -F json | head -1`: the reader leaves after one line.
+    # Status 1 means a damaged capture; a closed pipe gets SIGPIPE's 141.
+    capture = tmp_path / "many.pcap"
+    from scapy.utils import wrpcap
+
+    packets = []
+    for index in range(600):
+        packets += _exchange("10.0.0.1", "10.0.0.2", 20000 + index, index * 0.01)
+    wrpcap(str(capture), packets)
+    for command in (["read", str(capture), "-F", "json"], ["timeline", str(capture)]):
+        tcpwatch = subprocess.Popen(
+            [sys.executable, "-m", "tcpwatch", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert tcpwatch.stdout is not None and tcpwatch.stderr is not None
+        tcpwatch.stdout.readline()
+        tcpwatch.stdout.close()
+        errors = tcpwatch.stderr.read()
+        assert tcpwatch.wait(timeout=120) == 141, command
+        assert b"Traceback" not in errors
