@@ -521,6 +521,32 @@ def test_live_count_stops_after_packets() -> None:
     assert records[0]["teardown"] == "open"
 
 
+@pytest.mark.parametrize("where", ["after-interface", "after-dash-i"])
+def test_live_filter_after_the_interface_as_tcpdump(where: str) -> None:
+    own = Loopback()
+    other = Loopback()
+    words = own.filter.split()
+    args = ["lo", *words] if where == "after-interface" else ["-i", "lo", *words]
+    capture = Capture([*args, "--format", "json"])
+    capture.wait_listening()
+    other.exchange()
+    own.exchange(linger=0.3)
+    records = json_records(capture.stop())
+    assert capture.process.returncode == 0, capture.stderr
+    assert [record["id.resp_h"] for record in records] == [own.address]
+
+
+def test_live_two_filters_are_refused() -> None:
+    done = subprocess.run(
+        [*TCPWATCH, "live", "lo", "tcp", "-f", "port 80"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "two filters given, 'port 80' with -f and 'tcp'" in done.stderr
+
+
 def test_live_duration_stops_without_traffic() -> None:
     own = Loopback()
     started = time.monotonic()

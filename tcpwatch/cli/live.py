@@ -40,10 +40,13 @@ class Backend(enum.StrEnum):
 
 
 InterfaceArgument = Annotated[
-    str | None,
+    list[str] | None,
     typer.Argument(
-        help="Interface to capture on, such as eth0 or lo; 'any' captures on all.",
+        help="Interface to capture on, such as eth0 or lo ('any' captures on "
+        "all), then optionally a filter expression, as tcpdump takes it: "
+        "'tcpwatch live eth0 tcp port 443'. With -i, every word is filter.",
         show_default=False,
+        metavar="IFACE EXPRESSION",
     ),
 ]
 InterfaceOption = Annotated[
@@ -212,12 +215,16 @@ def live(
     firewall rules, the audit report is printed at the end, and the exit
     status is 1 when traffic went through a hole in the rules.
     """
-    if interface and interface_option and interface != interface_option:
-        raise UsageError(
-            f"two interfaces given, {interface!r} and {interface_option!r}; "
-            "capture on one, or on 'any'"
-        )
-    name = interface or interface_option
+    words = list(interface or [])
+    name = interface_option or (words.pop(0) if words else None)
+    if words:
+        expression = " ".join(words)
+        if bpf_filter:
+            raise UsageError(
+                f"two filters given, {bpf_filter!r} with -f and {expression!r} "
+                "after the interface; give one, or join them with 'and'"
+            )
+        bpf_filter = expression
     if not name:
         raise UsageError(
             "no interface given; name one, such as 'tcpwatch live eth0', "
