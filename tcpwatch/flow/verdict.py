@@ -43,6 +43,14 @@ def _outcome(conn: Connection, record: dict[str, Any]) -> str:
     if handshake == "no_reply":
         return _no_reply(conn, record)
     if handshake == "incomplete":
+        if conn.synack_time is None and _responder_answered(record):
+            return "SYN-ACK not captured; " + _ending(conn, record)
+        if _only_responder_captured(record):
+            size = format_bytes(record["resp_bytes"])
+            return (
+                f"only the server's side was captured ({size} sent): the "
+                "client's packets are missing, perhaps routed another way"
+            )
         return _incomplete(conn, record)
     if handshake == "not_seen" and _only_resets(conn):
         return (
@@ -87,6 +95,23 @@ def _incomplete(conn: Connection, record: dict[str, Any]) -> str:
         side = "client" if record["teardown"] == "reset_by_orig" else "server"
         return f"reset by the {side} during the handshake"
     return "handshake did not complete: the SYN-ACK was never acknowledged"
+
+
+def _responder_answered(record: dict[str, Any]) -> bool:
+    """Return whether the responder sent an ACK or data after the SYN.
+
+    With no SYN-ACK in the capture, that shows the SYN-ACK was sent and the
+    capture missed it.
+    """
+    history = record["history"]
+    return "a" in history or "d" in history
+
+
+def _only_responder_captured(record: dict[str, Any]) -> bool:
+    """Return whether only the responder's packets, beyond its SYN-ACK, are in
+    the capture: the originator's went another way (asymmetric routing)."""
+    history = record["history"]
+    return not record["orig_pkts"] and ("a" in history or "d" in history)
 
 
 def _prefix(conn: Connection, record: dict[str, Any]) -> str:

@@ -290,6 +290,15 @@ MESSAGES: dict[str, str] = {
         "capture started mid-stream, roles inferred from ports; {sentence}"
     ),
     "verdict.prefix.simultaneous": "simultaneous open; {sentence}",
+    "verdict.prefix.synack_not_captured": "SYN-ACK not captured; {sentence}",
+    "verdict.only_client_side": (
+        "only the client's side was captured ({size} sent): the server's "
+        "packets are missing, perhaps routed another way"
+    ),
+    "verdict.only_server_side": (
+        "only the server's side was captured ({size} sent): the client's "
+        "packets are missing, perhaps routed another way"
+    ),
     "verdict.fin": "closed cleanly by the {side} after {size}",
     "verdict.reset.transfer": (
         "reset by the {side} {into} into the transfer ({size} exchanged)"

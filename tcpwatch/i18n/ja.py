@@ -289,6 +289,17 @@ MESSAGES: dict[str, str] = {
         "途中からのキャプチャで、役割はポート番号から推測。{sentence}"
     ),
     "verdict.prefix.simultaneous": "同時オープン。{sentence}",
+    "verdict.prefix.synack_not_captured": (
+        "SYN-ACK はキャプチャされていません。{sentence}"
+    ),
+    "verdict.only_client_side": (
+        "クライアント側だけがキャプチャされています（{size} 送信）。サーバーの"
+        "パケットがありません。別の経路を通った可能性があります"
+    ),
+    "verdict.only_server_side": (
+        "サーバー側だけがキャプチャされています（{size} 送信）。クライアントの"
+        "パケットがありません。別の経路を通った可能性があります"
+    ),
     "verdict.fin": "{size}のやり取りの後、{side}から正常に切断されました",
     "verdict.reset.transfer": (
         "転送中、開始から {into} 後に{side}がリセットしました（{size}をやり取り）"

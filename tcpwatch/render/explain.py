@@ -307,6 +307,9 @@ def build_verdict(conn: Connection, record: dict[str, Any], cat: Catalogue) -> s
             return text("verdict.rejected_tries", latency=latency, tries=tries)
         return text("verdict.rejected", latency=latency)
     if handshake == "no_reply":
+        if "A" in record["history"] or "D" in record["history"]:
+            size = format_bytes(record["orig_bytes"])
+            return text("verdict.only_client_side", size=size)
         syn_times = conn.orig.syn_times
         tries = conn.orig.syn_transmissions
         if tries > 1:
@@ -314,6 +317,13 @@ def build_verdict(conn: Connection, record: dict[str, Any], cat: Catalogue) -> s
             return text("verdict.no_reply_tries", tries=tries, span=span)
         return text("verdict.no_reply")
     if handshake == "incomplete":
+        answered = "a" in record["history"] or "d" in record["history"]
+        if conn.synack_time is None and answered:
+            sentence = _teardown_sentence(conn, record, cat, client, server)
+            return text("verdict.prefix.synack_not_captured", sentence=sentence)
+        if answered and not record["orig_pkts"]:
+            size = format_bytes(record["resp_bytes"])
+            return text("verdict.only_server_side", size=size)
         if conn.synack_time is None:
             return text("verdict.incomplete_no_synack")
         return text("verdict.incomplete_unacked")
