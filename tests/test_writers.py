@@ -1,17 +1,33 @@
 """Record writers: Zeek's TSV conn.log, CSV and JSON lines."""
 
 import csv
+import enum
 import io
 import json
+import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scripted import Conversation, track
 
 from tcpwatch.capture.segment import ACK, FIN, PSH, SYN
-from tcpwatch.export.writers import CsvWriter, JsonLinesWriter, ZeekWriter, zeek_type
-from tcpwatch.flow.record import RECORD_FIELDS
+from tcpwatch.export.writers import (
+    CsvWriter,
+    JsonLinesWriter,
+    ZeekWriter,
+    json_line,
+    zeek_type,
+)
+from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.record import RECORD_FIELDS, build_record
+from tcpwatch.flow.tracker import FlowTracker
+from tcpwatch.pipeline import read_captures
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ZEEK_HEADER_KEYS = (
     "#separator",
@@ -146,3 +162,137 @@ def test_writers_json_lines():
     rows = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert list(rows[0]) == list(RECORD_FIELDS)
     assert rows[0]["syn_backoffs"] == [1.0]
+
+
+def _dumps(record: object) -> str:
+    """Return the line the JSON writer must match: json.dumps with UTF-8 text."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _capture_records(path: Path) -> list[dict[str, object]]:
+    conns: list[Connection] = []
+    read_captures([str(path)], FlowTracker(), conns.append)
+    return [build_record(conn) for conn in conns]
+
+
+def test_writers_json_line_matches_json_on_captures():
+    paths = sorted((ROOT / "captures").glob("*.pcap*"))
+    assert len(paths) >= 5
+    for path in paths:
+        records = _capture_records(path)
+        assert records, path.name
+        for record in records:
+            assert json_line(record) == _dumps(record), (path.name, record["uid"])
+
+
+@pytest.mark.slow
+def test_writers_json_line_matches_json_on_corpus():
+    corpus = sorted((ROOT / "benchmarks" / "corpus").glob("*.pcap"))
+    if not corpus:
+        pytest.skip("no benchmark corpus; `make bench` records it")
+    for path in corpus:
+        for record in _capture_records(path):
+            assert json_line(record) == _dumps(record), (path.name, record["uid"])
+
+
+class _Color(enum.Enum):
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Kind(enum.StrEnum):
+    SYN = "syn"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        2**70,
+        True,
+        False,
+        None,
+        0.0,
+        -0.0,
+        1e-07,
+        1796404704.050515,
+        1e300,
+        math.nan,
+        math.inf,
+        -math.inf,
+        "",
+        "plain",
+        'quote " and back\\slash',
+        "tab\tnew\nline\rreturn\b\f",
+        "control \x00\x01\x1f and delete \x7f",
+        "µs, 東京, emoji \U0001f600",
+        "line separator \u2028 and paragraph \u2029",
+        "lone surrogate \ud800",
+        [],
+        [1.0, 2.5],
+        [None, True, "x", [1]],
+        (1, 2),
+        {"nested": [1, {"deep": None}]},
+        _Level.HIGH,
+        _Kind.SYN,
+    ],
+    ids=repr,
+)
+def test_writers_json_line_matches_json_value(value: object):
+    record = {"uid": "C1", "value": value, "ts": 1.5}
+    assert json_line(record) == _dumps(record)
+
+
+def test_writers_json_line_key_order_and_odd_keys():
+    record = {"z": 1, "a": 2, 'we"ird\n': 3, "ключ": 4, "": 5}
+    assert json_line(record) == _dumps(record)
+
+
+def test_writers_json_line_non_string_keys():
+    record = {1: "one", None: "none", False: "no", 2.5: "float"}
+    assert json_line(record) == _dumps(record)  # type: ignore[arg-type]
+
+
+def test_writers_json_line_empty_record():
+    assert json_line({}) == "{}\n"
+
+
+def test_writers_json_line_rejects_unencodable_value():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_line({"uid": "C1", "value": _Color.RED})
+
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(), _json_values, max_size=12))
+def test_writers_json_line_matches_json_on_random_records(record):
+    assert json_line(record) == _dumps(record)
+
+
+def test_writers_json_line_matches_json_on_changed_record():
+    record = dict(records()[0])
+    record["verdict"] = 'refused: "quoted"\ttab \x00 µs \u2028'
+    record["history"] = "ShAD\\"
+    record["fast_open"] = "数据"
+    record["rtt_syn_synack"] = math.nan
+    record["syn_backoffs"] = [1.0, math.inf]
+    assert json_line(record) == _dumps(record)

@@ -37,6 +37,7 @@ PACKAGE = "tcpwatch"
 HOT_MODULES = (
     "tcpwatch/capture/decoder.py",
     "tcpwatch/capture/pcapfile.py",
+    "tcpwatch/export/writers.py",
     "tcpwatch/flow/analysis.py",
     "tcpwatch/flow/connection.py",
     "tcpwatch/flow/endpoint.py",

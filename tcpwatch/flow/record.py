@@ -6,7 +6,7 @@ tcpwatch's own. ``RECORD_FIELDS`` fixes the order for CSV and Zeek TSV.
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from tcpwatch.flow.connection import Connection, format_address
 from tcpwatch.flow.states import EndpointState, Handshake, Phase, Teardown
@@ -152,6 +152,8 @@ def backoffs(times: Sequence[float], transmissions: int | None = None) -> list[f
     When more were sent (``transmissions``) than ``times`` keeps, its last
     entry is the latest of many, so the gap before it is left out.
     """
+    if len(times) < 2:
+        return []  # most connections: one SYN, one SYN-ACK
     if transmissions is not None and transmissions > len(times):
         times = times[:-1]
     return [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
@@ -184,8 +186,16 @@ def current_phase(conn: Connection) -> Phase:
 
 
 def _first_rst_time(conn: Connection) -> float | None:
-    times = [t for t in (conn.orig.rst_time, conn.resp.rst_time) if t is not None]
-    return min(times) if times else None
+    return _earliest(conn.orig.rst_time, conn.resp.rst_time)
+
+
+def _earliest(first: float | None, second: float | None) -> float | None:
+    """Return the earlier of two times, either of which may be None, as min() does."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return second if second < first else first
 
 
 def _last_before(times: Sequence[float], limit: float) -> float | None:
@@ -197,12 +207,33 @@ def _last_before(times: Sequence[float], limit: float) -> float | None:
     return best
 
 
+_TIMING_FIELDS: Final = ("rtt_syn_synack", "rtt_synack_ack", "reject_latency")
+_DURATION_FIELDS: Final = (
+    "first_byte_time",
+    "handshake_duration",
+    "transfer_duration",
+    "teardown_duration",
+)
+
+
 def handshake_timings(conn: Connection) -> dict[str, float | None]:
     """Return the SYN to SYN-ACK and SYN-ACK to ACK times, and the reject latency.
 
     With retransmitted SYNs the round trip is timed from the last SYN sent
     before the answer; which copy was answered cannot be told from the wire.
     """
+    return dict(zip(_TIMING_FIELDS, _handshake_timings(conn), strict=True))
+
+
+def phase_durations(conn: Connection) -> dict[str, float | None]:
+    """Return the handshake, transfer and teardown durations and the first-byte time."""
+    return dict(zip(_DURATION_FIELDS, _phase_durations(conn), strict=True))
+
+
+def _handshake_timings(
+    conn: Connection,
+) -> tuple[float | None, float | None, float | None]:
+    """Return ``handshake_timings`` as a tuple in ``_TIMING_FIELDS`` order."""
     orig, resp = conn.orig, conn.resp
     rtt_syn_synack = rtt_synack_ack = reject_latency = None
     if conn.synack_time is not None:
@@ -217,15 +248,13 @@ def handshake_timings(conn: Connection) -> dict[str, float | None]:
         syn = _last_before(orig.syn_times, resp.rst_time)
         if syn is not None:
             reject_latency = resp.rst_time - syn
-    return {
-        "rtt_syn_synack": rtt_syn_synack,
-        "rtt_synack_ack": rtt_synack_ack,
-        "reject_latency": reject_latency,
-    }
+    return rtt_syn_synack, rtt_synack_ack, reject_latency
 
 
-def phase_durations(conn: Connection) -> dict[str, float | None]:
-    """Return the handshake, transfer and teardown durations and the first-byte time."""
+def _phase_durations(
+    conn: Connection,
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """Return ``phase_durations`` as a tuple in ``_DURATION_FIELDS`` order."""
     orig, resp = conn.orig, conn.resp
     end = max(conn.last_time, orig.last_time, resp.last_time)
     established = conn.handshake_ack_time
@@ -233,39 +262,27 @@ def phase_durations(conn: Connection) -> dict[str, float | None]:
     handshake_duration = None
     if established is not None and opened is not None:
         handshake_duration = established - opened
-    close_times = [
-        t
-        for t in (orig.fin_time, resp.fin_time, orig.rst_time, resp.rst_time)
-        if t is not None
-    ]
-    closing = min(close_times) if close_times else None
+    closing = _earliest(_earliest(orig.fin_time, resp.fin_time), _first_rst_time(conn))
     transfer_start = established if established is not None else conn.start_time
     transfer_end = closing if closing is not None else end
     transfer_duration = None
     if conn.handshake_ack_time is not None or conn.is_partial:
         transfer_duration = max(0.0, transfer_end - transfer_start)
     teardown_duration = None if closing is None else max(0.0, end - closing)
-    data_times = [t for t in (orig.data_time, resp.data_time) if t is not None]
+    first_data = _earliest(orig.data_time, resp.data_time)
     first_byte_time = None
-    if established is not None and data_times:
-        first_byte_time = max(0.0, min(data_times) - established)
-    return {
-        "first_byte_time": first_byte_time,
-        "handshake_duration": handshake_duration,
-        "transfer_duration": transfer_duration,
-        "teardown_duration": teardown_duration,
-    }
+    if established is not None and first_data is not None:
+        first_byte_time = max(0.0, first_data - established)
+    return first_byte_time, handshake_duration, transfer_duration, teardown_duration
 
 
 def build_record(conn: Connection) -> dict[str, Any]:
     """Return the connection record as a dict in ``RECORD_FIELDS`` order."""
     orig, resp = conn.orig, conn.resp
     orig_bytes, resp_bytes = conn.endpoint_sizes()
-    history = conn.history_text
-    handshake = classify_handshake(conn)
-    teardown = classify_teardown(conn)
-    timings = handshake_timings(conn)
-    phases = phase_durations(conn)
+    history = conn.history
+    rtt_syn_synack, rtt_synack_ack, reject_latency = _handshake_timings(conn)
+    first_byte, handshake_time, transfer_time, teardown_time = _phase_durations(conn)
     agreed_scale = orig.wscale_offered is not None and resp.wscale_offered is not None
     record: dict[str, Any] = {
         "ts": conn.start_time,
@@ -287,13 +304,13 @@ def build_record(conn: Connection) -> dict[str, Any]:
         "orig_ip_bytes": orig.ip_bytes,
         "resp_pkts": resp.pkts,
         "resp_ip_bytes": resp.ip_bytes,
-        "handshake": handshake.value,
-        "teardown": teardown.value,
+        "handshake": classify_handshake(conn).value,
+        "teardown": classify_teardown(conn).value,
         "roles_inferred": conn.roles_inferred,
         "verdict": "",
-        "rtt_syn_synack": _round(timings["rtt_syn_synack"]),
-        "rtt_synack_ack": _round(timings["rtt_synack_ack"]),
-        "reject_latency": _round(timings["reject_latency"]),
+        "rtt_syn_synack": _round(rtt_syn_synack),
+        "rtt_synack_ack": _round(rtt_synack_ack),
+        "reject_latency": _round(reject_latency),
         "syn_retransmissions": max(0, orig.syn_transmissions - 1),
         "synack_retransmissions": max(0, resp.synack_transmissions - 1),
         "orig_retransmissions": orig.retransmissions,
@@ -311,15 +328,15 @@ def build_record(conn: Connection) -> dict[str, Any]:
         "orig_wscale": orig.wscale_offered if agreed_scale else None,
         "resp_wscale": resp.wscale_offered if agreed_scale else None,
         "sack_permitted": orig.sack_permitted and resp.sack_permitted,
-        "first_byte_time": _round(phases["first_byte_time"]),
-        "handshake_duration": _round(phases["handshake_duration"]),
-        "transfer_duration": _round(phases["transfer_duration"]),
-        "teardown_duration": _round(phases["teardown_duration"]),
+        "first_byte_time": _round(first_byte),
+        "handshake_duration": _round(handshake_time),
+        "transfer_duration": _round(transfer_time),
+        "teardown_duration": _round(teardown_time),
         "end_reason": conn.end_reason,
         "syn_backoffs": backoffs(orig.syn_times, orig.syn_transmissions),
         "synack_backoffs": backoffs(resp.synack_times, resp.synack_transmissions),
         "simultaneous_close": is_simultaneous_close(conn),
-        "fast_open": fast_open(conn),
+        "fast_open": orig.fast_open,
         "port_reused": conn.port_reused,
         "stray_syns": conn.stray_syns,
         "orig_fast_retransmissions": orig.fast_retransmissions,
