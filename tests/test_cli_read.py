@@ -342,3 +342,30 @@ def test_read_output_closed_early_is_not_a_broken_capture(tmp_path: Path) -> Non
         errors = tcpwatch.stderr.read()
         assert tcpwatch.wait(timeout=120) == 141, command
         assert b"Traceback" not in errors
+
+
+@pytest.mark.root
+def test_read_unreadable_file_gets_tcpwatch_error(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to read as another user")
+    as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = subprocess.run([*as_nobody, sys.executable, "-c", "import tcpwatch"])
+    if probe.returncode != 0:
+        pytest.skip("user nobody cannot read this checkout or its virtualenv")
+    tmp_path.chmod(0o755)
+    capture = tmp_path / "closed.pcap"
+    shutil.copy(MIXED, capture)
+    capture.chmod(0)
+    for command in ("read", "timeline", "replay"):
+        done = subprocess.run(
+            [*as_nobody, sys.executable, "-m", "tcpwatch", command, str(capture)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, command
+        assert done.stderr.startswith(f"tcpwatch: error: {capture}: permission denied")

@@ -709,6 +709,22 @@ def test_live_drops_root_before_writing(shared_directory: Path, how: str) -> Non
     assert len(json_records(stdout)) == 1
 
 
+def test_live_write_path_closed_to_the_dropped_user_names_it(tmp_path: Path) -> None:
+    own = Loopback()  # its filter only; no traffic is needed
+    private = tmp_path / "root-only"
+    private.mkdir(mode=0o700)
+    saved = private / "out.pcap"
+    args = ["lo", "-f", own.filter, "-w", str(saved), "--user", "nobody"]
+    done = subprocess.run(
+        [*TCPWATCH, "live", *args, "--format", "json", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "choose a path that 'nobody', the user tcpwatch captures as" in (done.stderr)
+
+
 def test_live_unknown_user_is_rejected() -> None:
     result = subprocess.run(
         [*TCPWATCH, "live", "lo", "--user", "no-such-user-x", "-c", "1"],

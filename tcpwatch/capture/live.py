@@ -374,6 +374,17 @@ def _hardware_type(interface: str) -> int:
         return 0
 
 
+def _user_name() -> str:
+    """Return the name of the user this process runs as (its uid if unnamed)."""
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def _open_socket(interface: str, cooked: bool, protocol: int) -> socket.socket:
     kind = socket.SOCK_DGRAM if cooked else socket.SOCK_RAW
     try:
@@ -381,9 +392,11 @@ def _open_socket(interface: str, cooked: bool, protocol: int) -> socket.socket:
     except PermissionError:
         raise CapturePermissionError(
             f"capturing on {interface!r} needs root or the CAP_NET_RAW capability: "
-            "run the command with sudo, or grant the capability to the Python "
-            "interpreter once with: sudo setcap cap_net_raw+ep "
-            f"{os.path.realpath(sys.executable)}"
+            "run the command with sudo; or, to capture without sudo, give the "
+            "capability to a copy of Python that only tcpwatch uses, not to "
+            f"the shared {os.path.realpath(sys.executable)}: python3 -m venv "
+            "--copies ~/tcpwatch-env, install tcpwatch into it, then sudo "
+            "setcap cap_net_raw+ep ~/tcpwatch-env/bin/python3"
         ) from None
 
 
@@ -545,8 +558,8 @@ class PcapWriter:
         except OSError as error:
             raise CaptureFileError(
                 path,
-                f"cannot be written: {error.strerror}; choose a path the capturing "
-                "user can write to",
+                f"cannot be written: {error.strerror}; choose a path that "
+                f"{_user_name()!r}, the user tcpwatch captures as, can write to",
             ) from None
         self._pack = struct.Struct("<IIII").pack
         header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, link_type)
@@ -590,8 +603,8 @@ class PcapWriter:
         self._file.close()
         if self._size == 0:
             reason = (
-                f"cannot be written: {error.strerror}; choose a path the "
-                "capturing user can write to"
+                f"cannot be written: {error.strerror}; choose a path that "
+                f"{_user_name()!r}, the user tcpwatch captures as, can write to"
             )
         else:
             reason = (

@@ -55,6 +55,8 @@ Captures = Annotated[
         help="pcap or pcapng files, plain or gzip-compressed; several are read as "
         "one capture in timestamp order.",
         show_default=False,
+        # tcpwatch's own error names the file and the fix; click's would not.
+        readable=False,
     ),
 ]
 PolicyFile = Annotated[

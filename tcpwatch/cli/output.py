@@ -130,7 +130,8 @@ class OfflineReport:
                 f"{printable(bpf_filter)!r}"
             )
         if result.reordered:
-            summary += f"; {result.reordered:,} segments out of timestamp order"
+            noun = "segment" if result.reordered == 1 else "segments"
+            summary += f"; {result.reordered:,} {noun} out of timestamp order"
         if result.evicted:
             noun = "connection" if result.evicted == 1 else "connections"
             summary += (
