@@ -369,3 +369,15 @@ def test_read_unreadable_file_gets_tcpwatch_error(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, command
         assert done.stderr.startswith(f"tcpwatch: error: {capture}: permission denied")
+
+
+def test_timeline_svg_loads_nothing_from_the_web(tmp_path: Path) -> None:
+    import re
+
+    image = tmp_path / "timeline.svg"
+    result = runner.invoke(app, ["timeline", str(MIXED), "--svg", str(image)])
+    assert result.exit_code == 0, result.output
+    svg = image.read_text()
+    assert "<svg" in svg
+    assert 'src: local("FiraCode-Regular");' in svg
+    assert re.findall(r'url\(["\']?https?:', svg) == []

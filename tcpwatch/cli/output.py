@@ -1,5 +1,6 @@
 """Printing an offline analysis: table, timelines or streamed records."""
 
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -306,16 +307,29 @@ class OfflineReport:
 
     def _save(self, recorded: Console) -> None:
         views = self.views
-        title = "tcpwatch timeline"
         from tcpwatch.cli.paths import write_failed
 
-        try:
-            if views.svg:
-                recorded.save_svg(str(views.svg), title=title, clear=False)
-            if views.html:
+        if views.svg:
+            svg = recorded.export_svg(title="tcpwatch timeline", clear=False)
+            try:
+                views.svg.write_text(_without_web_fonts(svg), encoding="utf-8")
+            except OSError as error:
+                raise write_failed(views.svg, "--svg", error) from None
+        if views.html:
+            try:
                 recorded.save_html(str(views.html), clear=False)
-        except OSError as error:
-            path, option = (
-                (views.html, "--html") if views.html else (views.svg, "--svg")
-            )
-            raise write_failed(path, option, error) from None
+            except OSError as error:
+                raise write_failed(views.html, "--html", error) from None
+
+
+_WEB_FONT = re.compile(r',\s*url\("https?://[^"]*"\)\s*format\("[^"]*"\)')
+
+
+def _without_web_fonts(svg: str) -> str:
+    """Drop the font addresses on the web from rich's SVG export.
+
+    rich's template loads Fira Code from a public CDN, so opening the image
+    would make a request to a third party and look different offline. The
+    ``local()`` font and the monospace fallback stay.
+    """
+    return _WEB_FONT.sub("", svg)
