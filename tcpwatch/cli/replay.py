@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
+from tcpwatch.cli.live import LiveFormat
 from tcpwatch.errors import TcpwatchError, UsageError
 
 Files = Annotated[
@@ -41,7 +42,7 @@ Step = Annotated[
     ),
 ]
 Format = Annotated[
-    str,
+    LiveFormat,
     typer.Option(
         "--format",
         "-F",
@@ -77,7 +78,7 @@ def replay(
     files: Files,
     speed: Speed = 1.0,
     step: Step = False,
-    output_format: Format = "table",
+    output_format: Format = LiveFormat.table,
     idle_timeout: IdleTimeout = 300.0,
 ) -> None:
     """Play capture files into the live dashboard at their recorded pace.
@@ -88,7 +89,11 @@ def replay(
     """
     try:
         status = _replay(
-            [str(path) for path in files], speed, step, output_format, idle_timeout
+            [str(path) for path in files],
+            speed,
+            step,
+            output_format.value,
+            idle_timeout,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
