@@ -114,6 +114,14 @@ def test_demo_list_describes_every_scenario():
     assert "Clean exchange (real loopback traffic when run as root)" in result.stdout
 
 
+def test_demo_list_piped_has_no_trailing_spaces():
+    result = runner.invoke(app, ["demo", "--list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) > 20
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
 def test_demo_list_in_japanese():
     result = runner.invoke(app, ["demo", "--list", "--lang", "ja"])
     assert result.exit_code == 0, result.output

@@ -183,4 +183,11 @@ def _print_list(console: object, lang: str) -> None:
         about = f"{cat.text(scenario.key + '.title')} ({cat.text(kind)})\n"
         about += cat.text(scenario.key + ".about")
         table.add_row(scenario.name, about)
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Piped: without the spaces that pad each line out to the table's width.
+    with console.capture() as captured:
+        console.print(table)
+    lines = captured.get().splitlines()
+    console.file.write("".join(line.rstrip() + "\n" for line in lines))
