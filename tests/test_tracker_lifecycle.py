@@ -13,7 +13,8 @@ from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.endpoint import MAX_HANDSHAKE_TIMES
 from tcpwatch.flow.record import build_record
-from tcpwatch.flow.tracker import MAX_REPEATED_LETTERS, FlowTracker
+from tcpwatch.flow.tracker import FlowTracker
+from tcpwatch.flow.zeek import MAX_REPEATED_LETTERS
 from tcpwatch.pipeline import read_captures
 
 TFO_COOKIE = bytes([34, 10]) + b"cookie01"

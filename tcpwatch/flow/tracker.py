@@ -25,7 +25,10 @@ being analysed again.
 
 Hot path: ``process`` and ``_update`` run once per segment. Keep them free of
 new per-segment objects and extra call layers; rare cases (SYNs, FINs, RSTs,
-gaps, marks) go to helpers.
+gaps, marks) go to helpers: the state transitions in
+``tcpwatch.flow.transitions``, the history letters in ``tcpwatch.flow.zeek``,
+the content-gap model in ``tcpwatch.flow.gaps`` and the SYN options and
+handshake timing in ``tcpwatch.flow.handshake``.
 
 A connection is finished when:
 - both sides have sent FIN, or either has sent RST, and ``close_delay``
@@ -57,25 +60,24 @@ from tcpwatch.flow.analysis import (
     DUPLICATE_CAPTURE_WINDOW,
 )
 from tcpwatch.flow.connection import Connection, SegmentView
-from tcpwatch.flow.endpoint import (
-    MAX_BLOCKS,
-    SEQ_HALF,
-    SEQ_MASK,
-    Endpoint,
-    add_time,
-)
-from tcpwatch.flow.options import TcpOptions, parse_options
+from tcpwatch.flow.endpoint import SEQ_HALF, SEQ_MASK, Endpoint
+from tcpwatch.flow.gaps import ack_received, data_sent, resolve_gap
+from tcpwatch.flow.handshake import answers_crossing_syn, note_handshake, note_syn
+from tcpwatch.flow.options import parse_options
 from tcpwatch.flow.states import EndpointState
+from tcpwatch.flow.transitions import (
+    TOO_LARGE_SEQ_DELTA,
+    init_endpoint,
+    state_machine,
+    update_last_seq,
+)
 from tcpwatch.flow.zeek import (
     HIST_ACK,
     HIST_DATA,
-    HIST_FIN,
-    HIST_FIN_RST,
-    HIST_MULTI_FLAG,
-    HIST_RST,
-    HIST_SYN,
     RESP_SHIFT,
     flip_on_first_packet,
+    scaled_history,
+    update_history,
 )
 
 logger = logging.getLogger("tcpwatch.flow")
@@ -87,10 +89,6 @@ PARTIAL: Final = EndpointState.PARTIAL
 ESTABLISHED: Final = EndpointState.ESTABLISHED
 CLOSED: Final = EndpointState.CLOSED
 RESET: Final = EndpointState.RESET
-
-# Zeek's TOO_LARGE_SEQ_DELTA: a SYN or RST whose sequence number jumps further
-# than this from the last one is not trusted to move the sequence state.
-TOO_LARGE_SEQ_DELTA: Final = 1 << 20
 
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 """Seconds of silence that finish a connection (Zeek's tcp_inactivity_timeout)."""
@@ -105,12 +103,6 @@ A half-open connection takes about 1.9 KB of resident memory (measured with
 benchmarks/flood_memory.py), so a table full of them takes about 1 GB. The
 loopback benchmark corpus, at about 2,300 new connections a second, keeps
 10,000 to 14,000 tracked at a time."""
-
-MAX_REPEATED_LETTERS: Final = 64
-"""History length up to which an S, H, F or R is repeated for a new sequence
-number (Zeek's rule). Past it, a stream of SYNs or RSTs at ever new numbers
-no longer grows the history, because only the once-per-side and the
-logarithmic letters are still added, and those are bounded."""
 
 Key = tuple[bytes, int, bytes, int]
 
@@ -310,7 +302,7 @@ class FlowTracker:
         # Gaps still waiting for their data are confirmed now: it never came.
         for endpoint in (conn.orig, conn.resp):
             if endpoint.pending_ack:
-                self._resolve_gap(conn, endpoint)
+                resolve_gap(conn, endpoint)
         conn.finished = True
         conn.end_reason = reason
         key = _table_key(conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p)
@@ -341,7 +333,7 @@ class FlowTracker:
          bad_checksum) = seg  # fmt: skip
         if bad_checksum:
             # Zeek drops a packet with a bad checksum after noting it.
-            self._scaled_history(conn, endpoint, "C")
+            scaled_history(conn, endpoint, "C")
             self._keep(conn, seg, is_orig, 0, 0, analysis.BAD_CHECKSUM)
             return
 
@@ -386,7 +378,7 @@ class FlowTracker:
             if first:
                 endpoint.first_time = ts
                 endpoint.advance_time = ts
-            marks |= self._init_endpoint(conn, endpoint, seg, seg_len)
+            marks |= init_endpoint(conn, endpoint, seg, seg_len)
 
         # endpoint.unwrap(seq, last), inline: the relative number nearest last.
         last = endpoint.last
@@ -395,7 +387,7 @@ class FlowTracker:
         ) - SEQ_HALF
         seq_underflow = rel_seq < 0
         if control:
-            self._update_history(conn, endpoint, flags, rel_seq, length)
+            update_history(conn, endpoint, flags, rel_seq, length)
         elif length or flags & ACK:
             # Fast path: D and A are recorded once per side, so only the
             # first of each needs the history update.
@@ -403,11 +395,11 @@ class FlowTracker:
             if not is_orig:
                 letter_bit <<= RESP_SHIFT
             if not conn.hist_seen & letter_bit:
-                self._update_history(conn, endpoint, flags, rel_seq, length)
+                update_history(conn, endpoint, flags, rel_seq, length)
 
         if flags & SYN:
             parsed = parse_options(options)
-            self._note_syn(conn, endpoint, peer, seg, parsed, duplicate)
+            note_syn(conn, endpoint, peer, seg, parsed, duplicate)
         elif b"\x05" in options:
             # Option kind 5 is SACK; the byte may also be part of another
             # option's value, which the parse sorts out.
@@ -417,7 +409,7 @@ class FlowTracker:
         scaled_window = window if flags & SYN else window << endpoint.window_scale
         if not flags & RST:
             if scaled_window == 0 and peer.state != CLOSED and endpoint.state != RESET:
-                self._scaled_history(conn, endpoint, "W")
+                scaled_history(conn, endpoint, "W")
             endpoint.window = scaled_window
 
         # analyze_data finds nothing in a segment without SYN, FIN or RST that
@@ -428,7 +420,7 @@ class FlowTracker:
             and not first
             and not seq_underflow
             and not duplicate
-            and not (flags & SYN and _answers_crossing_syn(endpoint, flags))
+            and not (flags & SYN and answers_crossing_syn(endpoint, flags))
         ):
             marks |= analysis.analyze_data(
                 endpoint,
@@ -494,11 +486,11 @@ class FlowTracker:
             endpoint.fin_ack = rel_ack if flags & ACK else -1
 
         if control:
-            delta_last = self._update_last_seq(
+            delta_last = update_last_seq(
                 conn, endpoint, rel_seq + seg_len, flags, length
             )
         else:
-            # _update_last_seq without its SYN, FIN and RST cases.
+            # update_last_seq without its SYN, FIN and RST cases.
             delta_last = ((rel_seq + seg_len - last + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
             if endpoint.state == RESET:
                 pass
@@ -506,7 +498,7 @@ class FlowTracker:
                 endpoint.last = last + delta_last
             elif length > 0:
                 # Zeek's retransmission: payload that does not advance the sender.
-                self._scaled_history(conn, endpoint, "T")
+                scaled_history(conn, endpoint, "T")
         if delta_last > 0:
             endpoint.advance_time = ts
         endpoint.last_time = ts
@@ -518,13 +510,13 @@ class FlowTracker:
         # Without SYN, FIN or RST only a first segment changes the state.
         do_close = False
         if control or first:
-            do_close = self._state_machine(
+            do_close = state_machine(
                 conn, endpoint, peer, seg, is_orig, length, delta_last
             )
         if conn.handshake_ack_time is None:
-            self._note_handshake(conn, flags, is_orig, rel_ack, ts)
+            note_handshake(conn, flags, is_orig, rel_ack, ts)
 
-        # _ack_received changes nothing unless the ACK passes what the
+        # ack_received changes nothing unless the ACK passes what the
         # content-gap model has, or a gap is pending. A peer not seen yet has
         # no content to miss.
         if (
@@ -532,7 +524,7 @@ class FlowTracker:
             and (peer.pending_ack or rel_ack > peer.reassem)
             and peer.state != INACTIVE
         ):
-            self._ack_received(conn, peer, rel_ack)
+            ack_received(conn, peer, rel_ack)
         if length and not flags & RST and not seq_underflow:
             start = rel_seq + 1 if flags & SYN else rel_seq
             if (
@@ -540,14 +532,14 @@ class FlowTracker:
                 and start >= endpoint.ack
                 and not endpoint.blocks
             ):
-                # _data_sent's in-order case: the data follows what was seen.
+                # data_sent's in-order case: the data follows what was seen.
                 endpoint.reassem = start + length
             else:
-                self._data_sent(conn, endpoint, start, length)
+                data_sent(conn, endpoint, start, length)
             if endpoint.data_time is None:
                 endpoint.data_time = ts
         if endpoint.pending_ack:
-            self._resolve_gap(conn, endpoint)
+            resolve_gap(conn, endpoint)
         if do_close:
             self._connection_closed(conn, endpoint, peer)
 
@@ -568,280 +560,6 @@ class FlowTracker:
         if conn.segments is not None:
             self._keep(conn, seg, is_orig, rel_seq, rel_ack, marks)
 
-    def _init_endpoint(
-        self, conn: Connection, endpoint: Endpoint, seg: Segment, seg_len: int
-    ) -> int:
-        """Set up or restart the endpoint's sequence space (Zeek's init_endpoint)."""
-        flags = seg.flags
-        state = endpoint.state
-        end = (seg.seq + seg_len) & SEQ_MASK
-        if state == INACTIVE:
-            if flags & SYN:
-                endpoint.init_seq(seg.seq, end)
-            else:
-                # Mid-stream: pretend a SYN came just before this segment.
-                endpoint.init_seq((seg.seq - 1) & SEQ_MASK, seg.seq)
-            return 0
-        if not flags & SYN or seg.seq == endpoint.isn:
-            return 0
-        if state in (SYN_SENT, SYN_ACK_SENT):
-            endpoint.init_seq(seg.seq, end)
-            return 0
-        if state in (ESTABLISHED, PARTIAL):
-            if endpoint.size(INACTIVE) > 0:
-                # Departure from Zeek, which restarts the sequence space here:
-                # a SYN with a new ISN inside a connection that has carried
-                # data is stray, and must not inflate its byte counts.
-                conn.stray_syns += 1
-                return analysis.STRAY_SYN
-            endpoint.init_seq(seg.seq, end)
-            return 0
-        if state == RESET and endpoint.prev_state == INACTIVE:
-            # The earlier RST may have been spoofed: trust the SYN instead.
-            endpoint.init_seq(seg.seq, end)
-        return 0
-
-    def _update_history(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        flags: int,
-        rel_seq: int,
-        length: int,
-    ) -> None:
-        is_orig = endpoint.is_orig
-        shift = 0 if is_orig else RESP_SHIFT
-        once = self._history_once
-        control = flags & (SYN | FIN | RST)
-        if control and control & (control - 1):
-            # More than one of SYN, FIN and RST.
-            if flags & FIN and flags & RST:
-                once(conn, HIST_FIN_RST << shift, "I", is_orig)
-            else:
-                once(conn, HIST_MULTI_FLAG << shift, "Q", is_orig)
-        elif control == SYN:
-            code = "H" if flags & ACK else "S"
-            if once(conn, HIST_SYN << shift, code, is_orig):
-                if rel_seq != endpoint.hist_last_syn:
-                    _repeat_history(conn, code, is_orig)
-            endpoint.hist_last_syn = rel_seq
-        elif control == FIN:
-            # A FIN's number is the one after any data it carries.
-            if once(conn, HIST_FIN << shift, "F", is_orig):
-                if rel_seq + length != endpoint.hist_last_fin:
-                    _repeat_history(conn, "F", is_orig)
-            endpoint.hist_last_fin = rel_seq + length
-        elif control == RST:
-            if once(conn, HIST_RST << shift, "R", is_orig):
-                if rel_seq != endpoint.hist_last_rst:
-                    _repeat_history(conn, "R", is_orig)
-            endpoint.hist_last_rst = rel_seq
-        elif length:
-            once(conn, HIST_DATA << shift, "D", is_orig)
-        elif flags & ACK:
-            once(conn, HIST_ACK << shift, "A", is_orig)
-
-    @staticmethod
-    def _history_once(conn: Connection, mask: int, code: str, is_orig: bool) -> bool:
-        """Record ``code`` the first time; return True if it was seen before."""
-        if conn.hist_seen & mask:
-            return True
-        conn.hist_seen |= mask
-        conn.history += code if is_orig else code.lower()
-        return False
-
-    @staticmethod
-    def _scaled_history(
-        conn: Connection, endpoint: Endpoint, code: str, index: int | None = None
-    ) -> None:
-        """Record ``code`` when its count reaches 1, 10, 100, ... (Zeek's scaling).
-
-        The letter goes at ``index`` in the history when given, else at the end.
-        """
-        counts = endpoint.mark_counts()
-        count_attr, thresh_attr = _SCALED[code]
-        count = getattr(counts, count_attr) + 1
-        setattr(counts, count_attr, count)
-        threshold = getattr(counts, thresh_attr)
-        if count == threshold:
-            letter = code if endpoint.is_orig else code.lower()
-            history = conn.history
-            if index is None:
-                conn.history = history + letter
-            else:
-                conn.history = history[:index] + letter + history[index:]
-                other = conn.resp if endpoint is conn.orig else conn.orig
-                if other.pending_ack and other.pending_index >= index:
-                    other.pending_index += 1
-            threshold *= 10
-            if threshold > 0xFFFFFFFF:
-                setattr(counts, count_attr, 0)
-                threshold = 1
-            setattr(counts, thresh_attr, threshold)
-
-    def _note_syn(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        seg: Segment,
-        options: TcpOptions,
-        duplicate: bool,
-    ) -> None:
-        """Record a SYN's options and set window scaling (Zeek's init_window)."""
-        endpoint.syn_count += 1
-        if not duplicate:
-            if seg.flags & ACK:
-                endpoint.synack_transmissions += 1
-                endpoint.synack_times = add_time(endpoint.synack_times, seg.ts)
-            else:
-                endpoint.syn_transmissions += 1
-                endpoint.syn_times = add_time(endpoint.syn_times, seg.ts)
-        _note_fast_open(endpoint, peer, seg, options)
-        if options.mss is not None:
-            endpoint.mss = options.mss
-        endpoint.sack_permitted = endpoint.sack_permitted or options.sack_permitted
-        endpoint.timestamps = endpoint.timestamps or options.timestamp is not None
-        scale = options.window_scale
-        if scale is None:
-            endpoint.wscale_offered = None
-            endpoint.window_scale = 0
-            if seg.flags & ACK:
-                peer.window_scale = 0
-        else:
-            # RFC 7323 section 2.3: a shift above 14 is used as 14.
-            scale = min(scale, 14)
-            endpoint.wscale_offered = scale
-            if seg.flags & ACK and peer.wscale_offered is None and peer.syn_count:
-                endpoint.window_scale = 0
-            else:
-                endpoint.window_scale = scale
-
-    def _update_last_seq(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        rel_end: int,
-        flags: int,
-        length: int,
-    ) -> int:
-        """Move the highest sequence number seen (Zeek's update_last_seq).
-
-        Returns how far ``rel_end`` is past the previous highest number.
-        """
-        delta = rel_end - endpoint.last
-        delta = ((delta + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
-        if (
-            flags & (SYN | RST)
-            and not -TOO_LARGE_SEQ_DELTA <= delta <= TOO_LARGE_SEQ_DELTA
-        ):
-            pass
-        elif flags & FIN and endpoint.last == 1:
-            # Only the SYN seen so far: trust the FIN even going backwards,
-            # which keeps connections of more than 2 GB right.
-            endpoint.last += delta
-        elif endpoint.state == RESET:
-            pass
-        elif delta > 0:
-            endpoint.last += delta
-        elif length > 0:
-            # Zeek's retransmission: payload that does not advance the sender.
-            self._scaled_history(conn, endpoint, "T")
-        return delta
-
-    def _state_machine(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        seg: Segment,
-        is_orig: bool,
-        length: int,
-        delta_last: int,
-    ) -> bool:
-        """Move the sender's state (Zeek's UpdateStateMachine). Returns do_close."""
-        flags = seg.flags
-        state = endpoint.state
-        if state == INACTIVE:
-            return self._from_inactive(conn, endpoint, peer, seg, is_orig, length)
-        if state in (SYN_SENT, SYN_ACK_SENT):
-            if flags & FIN:
-                endpoint.set_state(CLOSED)
-            if flags & RST:
-                endpoint.set_state(RESET)
-            return bool(flags & (FIN | RST))
-        if state in (ESTABLISHED, PARTIAL):
-            if (
-                flags & SYN
-                and state == PARTIAL
-                and peer.state == INACTIVE
-                and not flags & ACK
-            ):
-                endpoint.set_state(SYN_SENT)
-            do_close = False
-            if flags & FIN and not flags & RST:
-                endpoint.set_state(CLOSED)
-                if peer.state == RESET and peer.prev_state == CLOSED:
-                    # FIN then RST from the peer was a normal close after all.
-                    peer.set_state(CLOSED)
-                do_close = True
-            if flags & RST:
-                endpoint.set_state(RESET)
-                do_close = True
-            return do_close
-        if state == CLOSED:
-            # After a FIN exchange a RST changes nothing (RFC 9293 3.10.7.4
-            # lets TIME-WAIT answer with one); before it, it is an abort.
-            if flags & RST and peer.state != CLOSED:
-                endpoint.set_state(RESET)
-                return not endpoint.did_close
-            return False
-        return False
-
-    def _from_inactive(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        peer: Endpoint,
-        seg: Segment,
-        is_orig: bool,
-        length: int,
-    ) -> bool:
-        """Zeek's UpdateInactiveState: the sender's first segment."""
-        flags = seg.flags
-        do_close = False
-        if flags & SYN:
-            if is_orig:
-                endpoint.set_state(SYN_ACK_SENT if flags & ACK else SYN_SENT)
-            else:
-                if not flags & ACK:
-                    if peer.state == SYN_ACK_SENT and seg.seq == endpoint.isn:
-                        # SYN and SYN-ACK captured in reverse order: swap roles.
-                        conn.flip()
-                        peer.set_state(ESTABLISHED)
-                    else:
-                        conn.simultaneous_open = True
-                if peer.state == SYN_SENT:
-                    peer.set_state(ESTABLISHED)
-                endpoint.set_state(ESTABLISHED)
-        if flags & FIN:
-            endpoint.set_state(CLOSED)
-            do_close = True
-        if flags & RST:
-            endpoint.set_state(RESET)
-            do_close = True
-        if endpoint.state == INACTIVE:
-            if not is_orig and length == 0 and conn.orig.state == SYN_SENT:
-                # Some stacks ACK a SYN before answering it: not mid-stream.
-                pass
-            elif flags & ACK and peer.state == ESTABLISHED:
-                # A SYN-ACK and now an ACK: the SYN was just not captured.
-                endpoint.set_state(ESTABLISHED)
-            else:
-                endpoint.set_state(PARTIAL)
-                conn.is_partial = True
-        return do_close
-
     def _connection_closed(
         self, conn: Connection, endpoint: Endpoint, peer: Endpoint
     ) -> None:
@@ -852,129 +570,6 @@ class FlowTracker:
             if conn.close_time is None:
                 conn.close_time = conn.last_time
                 self._closing.append(conn)
-
-    def _ack_received(self, conn: Connection, endpoint: Endpoint, rel_ack: int) -> None:
-        """The peer acknowledged ``endpoint``'s data up to ``rel_ack``.
-
-        Models Zeek's reassembler: acknowledged bytes that were never seen are
-        a content gap (history G, ``missed_bytes``), counted only while both
-        sides are established or closing cleanly, as Zeek does.
-
-        Departure from Zeek, which counts the gap at once. An ACK beyond all
-        data seen from ``endpoint`` leaves the gap pending until that side's
-        next segment, because a mirror port can deliver the ACK just before
-        the data it acknowledges. A confirmed gap's ``G`` still goes where the
-        ACK was, so the history matches Zeek's when the data is really lost.
-        """
-        if endpoint.fin_count and rel_ack >= endpoint.fin_seq:
-            rel_ack = endpoint.fin_seq - 1
-        if endpoint.pending_ack:
-            if rel_ack > endpoint.pending_ack:
-                endpoint.pending_ack = rel_ack
-            return
-        if rel_ack <= endpoint.reassem:
-            return
-        if rel_ack <= 2 and conn.is_partial:
-            endpoint.reassem = max(endpoint.reassem, rel_ack)
-            return
-        peer = conn.resp if endpoint is conn.orig else conn.orig
-        report = _is_clean(endpoint) and _is_clean(peer)
-        if rel_ack > endpoint.last:
-            endpoint.pending_ack = rel_ack
-            endpoint.pending_index = len(conn.history)
-            endpoint.pending_report = report
-            return
-        self._trim(conn, endpoint, rel_ack, report, None)
-
-    def _resolve_gap(self, conn: Connection, endpoint: Endpoint) -> None:
-        """Count what is still missing below a pending ACK as a content gap."""
-        rel_ack = endpoint.pending_ack
-        endpoint.pending_ack = 0
-        if rel_ack > endpoint.reassem:
-            self._trim(
-                conn, endpoint, rel_ack, endpoint.pending_report, endpoint.pending_index
-            )
-
-    def _trim(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        rel_ack: int,
-        report: bool,
-        index: int | None,
-    ) -> None:
-        """Move the content-gap model up to ``rel_ack``; each hole is one gap."""
-        blocks = endpoint.blocks
-        while blocks and blocks[0][0] < rel_ack:
-            start, end = blocks.pop(0)
-            if start > endpoint.reassem:
-                self._gap(conn, endpoint, start - endpoint.reassem, report, index)
-            if end > endpoint.reassem:
-                endpoint.reassem = end
-        if rel_ack > endpoint.reassem:
-            self._gap(conn, endpoint, rel_ack - endpoint.reassem, report, index)
-            endpoint.reassem = rel_ack
-
-    def _gap(
-        self,
-        conn: Connection,
-        endpoint: Endpoint,
-        size: int,
-        report: bool,
-        index: int | None,
-    ) -> None:
-        if report:
-            endpoint.missed_bytes += size
-            self._scaled_history(conn, endpoint, "G", index)
-
-    @staticmethod
-    def _data_sent(
-        conn: Connection, endpoint: Endpoint, rel_seq: int, length: int
-    ) -> None:
-        """Feed payload ``[rel_seq, rel_seq + length)`` to the content-gap model."""
-        end = rel_seq + length
-        if rel_seq < endpoint.ack and not endpoint.pending_ack:
-            # Acknowledged data was trimmed already; with an ACK pending, the
-            # data is what the ACK is waiting for.
-            if end <= endpoint.ack:
-                return
-            rel_seq = endpoint.ack
-        if end <= endpoint.reassem:
-            return
-        if rel_seq <= endpoint.reassem:
-            endpoint.reassem = end
-            blocks = endpoint.blocks
-            while blocks and blocks[0][0] <= endpoint.reassem:
-                start, block_end = blocks.pop(0)
-                if block_end > endpoint.reassem:
-                    endpoint.reassem = block_end
-            return
-        if endpoint.blocks is None:
-            endpoint.blocks = []
-        _insert_block(endpoint.blocks, rel_seq, end)
-
-    @staticmethod
-    def _note_handshake(
-        conn: Connection, flags: int, is_orig: bool, rel_ack: int, ts: float
-    ) -> None:
-        """Record the SYN-ACK and the ACK that completes the handshake."""
-        if flags & SYN and flags & ACK and not is_orig and conn.synack_time is None:
-            conn.synack_time = ts
-        elif (
-            is_orig
-            and flags & ACK
-            and not flags & (SYN | RST)
-            and conn.handshake_ack_time is None
-            and conn.synack_time is not None
-            and rel_ack >= 1
-        ):
-            conn.handshake_ack_time = ts
-            syn_times = conn.orig.syn_times
-            if syn_times and ts > syn_times[-1]:
-                # Wireshark's out-of-order window: its initial round-trip time,
-                # from the last SYN to the ACK that completes the handshake,
-                # which is the same wherever the capture point is.
-                conn.reorder_window = ts - syn_times[-1]
 
     def _keep(
         self,
@@ -992,14 +587,6 @@ class FlowTracker:
             segments.append(SegmentView(seg, is_orig, rel_seq, rel_ack, marks))
         else:
             conn.segments_dropped += 1
-
-
-_SCALED = {
-    "C": ("chk_count", "chk_thresh"),
-    "G": ("gap_count", "gap_thresh"),
-    "T": ("rxmt_count", "rxmt_thresh"),
-    "W": ("win0_count", "win0_thresh"),
-}
 
 
 def _count_marks(endpoint: Endpoint, marks: int, flags: int) -> None:
@@ -1035,73 +622,8 @@ def _count_marks(endpoint: Endpoint, marks: int, flags: int) -> None:
         counts.duplicate_captures += 1
 
 
-def _repeat_history(conn: Connection, code: str, is_orig: bool) -> None:
-    """Repeat an S, H, F or R letter, up to ``MAX_REPEATED_LETTERS`` letters.
-
-    Departure from Zeek, which repeats them without limit: see the constant.
-    """
-    if len(conn.history) < MAX_REPEATED_LETTERS:
-        conn.history += code if is_orig else code.lower()
-
-
 def _table_key(src: bytes, sport: int, dst: bytes, dport: int) -> Key:
     """Return the table key of a 4-tuple: the lower port first, then address."""
     if sport < dport or (sport == dport and src <= dst):
         return (src, sport, dst, dport)
     return (dst, dport, src, sport)
-
-
-def _note_fast_open(
-    endpoint: Endpoint, peer: Endpoint, seg: Segment, options: TcpOptions
-) -> None:
-    """Follow TCP Fast Open (RFC 7413) through the handshake.
-
-    The SYN sender's ``fast_open`` becomes ``cookie_request`` (an empty
-    cookie), ``cookie`` (a cookie without data) or ``data`` (data on the SYN).
-    The SYN-ACK settles ``data``: ``accepted`` when it acknowledges the data,
-    ``not_accepted`` when it acknowledges the SYN alone, so the data must be
-    sent again after the handshake.
-    """
-    if not seg.flags & ACK:
-        if seg.payload_len:
-            endpoint.fast_open = "data"
-        elif options.fast_open_cookie is not None:
-            endpoint.fast_open = (
-                "cookie" if options.fast_open_cookie else ("cookie_request")
-            )
-    elif peer.fast_open == "data":
-        acked = (seg.ack - peer.isn) & SEQ_MASK
-        peer.fast_open = "accepted" if acked > 1 else "not_accepted"
-
-
-def _answers_crossing_syn(endpoint: Endpoint, flags: int) -> bool:
-    """Return whether a SYN-ACK answers the peer's SYN in a simultaneous open.
-
-    RFC 9293 section 3.5, figure 8: each side that sent a SYN answers the
-    other's with a SYN-ACK repeating its own ISN. That is not a retransmission.
-    """
-    return (
-        bool(flags & ACK)
-        and endpoint.synack_transmissions == 1
-        and endpoint.syn_transmissions > 0
-    )
-
-
-def _is_clean(endpoint: Endpoint) -> bool:
-    return endpoint.state == ESTABLISHED or (
-        endpoint.state == CLOSED and endpoint.prev_state == ESTABLISHED
-    )
-
-
-def _insert_block(blocks: list[list[int]], start: int, end: int) -> None:
-    """Insert ``[start, end)`` into sorted, non-overlapping ``blocks``, merging."""
-    index = 0
-    while index < len(blocks) and blocks[index][1] < start:
-        index += 1
-    while index < len(blocks) and blocks[index][0] <= end:
-        block = blocks.pop(index)
-        start = min(start, block[0])
-        end = max(end, block[1])
-    blocks.insert(index, [start, end])
-    if len(blocks) > MAX_BLOCKS:
-        blocks.pop(0)

@@ -20,6 +20,9 @@ recorded when their count reaches 1, 10, 100, ... (logarithmic scaling).
 
 from typing import Final
 
+from tcpwatch.capture.segment import ACK, FIN, RST, SYN
+from tcpwatch.flow.connection import Connection
+from tcpwatch.flow.endpoint import Endpoint
 from tcpwatch.flow.states import INACTIVE_STATES, EndpointState
 
 # Bits of Connection.hist_seen, one per "recorded once" letter kind; the
@@ -215,3 +218,107 @@ def _is_syn_then_rst(history: str) -> bool:
         if letter in "HAFGIQ":
             return False
     return False
+
+
+# -- building the history, packet by packet ----------------------------------
+
+MAX_REPEATED_LETTERS: Final = 64
+"""History length up to which an S, H, F or R is repeated for a new sequence
+number (Zeek's rule). Past it, a stream of SYNs or RSTs at ever new numbers
+no longer grows the history, because only the once-per-side and the
+logarithmic letters are still added, and those are bounded."""
+
+_SCALED = {
+    "C": ("chk_count", "chk_thresh"),
+    "G": ("gap_count", "gap_thresh"),
+    "T": ("rxmt_count", "rxmt_thresh"),
+    "W": ("win0_count", "win0_thresh"),
+}
+
+
+def update_history(
+    conn: Connection,
+    endpoint: Endpoint,
+    flags: int,
+    rel_seq: int,
+    length: int,
+) -> None:
+    """Add a segment's S, H, A, D, F, R, I or Q letter to the history."""
+    is_orig = endpoint.is_orig
+    shift = 0 if is_orig else RESP_SHIFT
+    once = _history_once
+    control = flags & (SYN | FIN | RST)
+    if control and control & (control - 1):
+        # More than one of SYN, FIN and RST.
+        if flags & FIN and flags & RST:
+            once(conn, HIST_FIN_RST << shift, "I", is_orig)
+        else:
+            once(conn, HIST_MULTI_FLAG << shift, "Q", is_orig)
+    elif control == SYN:
+        code = "H" if flags & ACK else "S"
+        if once(conn, HIST_SYN << shift, code, is_orig):
+            if rel_seq != endpoint.hist_last_syn:
+                _repeat_history(conn, code, is_orig)
+        endpoint.hist_last_syn = rel_seq
+    elif control == FIN:
+        # A FIN's number is the one after any data it carries.
+        if once(conn, HIST_FIN << shift, "F", is_orig):
+            if rel_seq + length != endpoint.hist_last_fin:
+                _repeat_history(conn, "F", is_orig)
+        endpoint.hist_last_fin = rel_seq + length
+    elif control == RST:
+        if once(conn, HIST_RST << shift, "R", is_orig):
+            if rel_seq != endpoint.hist_last_rst:
+                _repeat_history(conn, "R", is_orig)
+        endpoint.hist_last_rst = rel_seq
+    elif length:
+        once(conn, HIST_DATA << shift, "D", is_orig)
+    elif flags & ACK:
+        once(conn, HIST_ACK << shift, "A", is_orig)
+
+
+def _history_once(conn: Connection, mask: int, code: str, is_orig: bool) -> bool:
+    """Record ``code`` the first time; return True if it was seen before."""
+    if conn.hist_seen & mask:
+        return True
+    conn.hist_seen |= mask
+    conn.history += code if is_orig else code.lower()
+    return False
+
+
+def scaled_history(
+    conn: Connection, endpoint: Endpoint, code: str, index: int | None = None
+) -> None:
+    """Record ``code`` when its count reaches 1, 10, 100, ... (Zeek's scaling).
+
+    The letter goes at ``index`` in the history when given, else at the end.
+    """
+    counts = endpoint.mark_counts()
+    count_attr, thresh_attr = _SCALED[code]
+    count = getattr(counts, count_attr) + 1
+    setattr(counts, count_attr, count)
+    threshold = getattr(counts, thresh_attr)
+    if count == threshold:
+        letter = code if endpoint.is_orig else code.lower()
+        history = conn.history
+        if index is None:
+            conn.history = history + letter
+        else:
+            conn.history = history[:index] + letter + history[index:]
+            other = conn.resp if endpoint is conn.orig else conn.orig
+            if other.pending_ack and other.pending_index >= index:
+                other.pending_index += 1
+        threshold *= 10
+        if threshold > 0xFFFFFFFF:
+            setattr(counts, count_attr, 0)
+            threshold = 1
+        setattr(counts, thresh_attr, threshold)
+
+
+def _repeat_history(conn: Connection, code: str, is_orig: bool) -> None:
+    """Repeat an S, H, F or R letter, up to ``MAX_REPEATED_LETTERS`` letters.
+
+    Departure from Zeek, which repeats them without limit: see the constant.
+    """
+    if len(conn.history) < MAX_REPEATED_LETTERS:
+        conn.history += code if is_orig else code.lower()
