@@ -162,7 +162,9 @@ def zero_window() -> Synthesiser:
         free -= MSS
         if index % 2:
             talk.wait(talk.rtt / 2)
-            talk.server("A", window=free >> 7)
+            # Rounded up to the scale (128 bytes), as Linux does, so that the
+            # window offered is never less than the client then sends.
+            talk.server("A", window=(free + 127) >> 7)
             talk.wait(SEGMENT_TIME)
     probe = talk.next_seq[True]
     for backoff in (0.2, 0.4):
