@@ -36,18 +36,24 @@ PACKAGE = "tcpwatch"
 # 1.8 us under CPython.
 HOT_MODULES = (
     "tcpwatch/capture/decoder.py",
+    "tcpwatch/capture/fileformat.py",
+    "tcpwatch/capture/merge.py",
     "tcpwatch/capture/pcapfile.py",
     "tcpwatch/export/writers.py",
     "tcpwatch/flow/analysis.py",
     "tcpwatch/flow/connection.py",
     "tcpwatch/flow/endpoint.py",
+    "tcpwatch/flow/gaps.py",
+    "tcpwatch/flow/handshake.py",
     "tcpwatch/flow/options.py",
     "tcpwatch/flow/record.py",
     "tcpwatch/flow/reorder.py",
     "tcpwatch/flow/states.py",
     "tcpwatch/flow/tracker.py",
+    "tcpwatch/flow/transitions.py",
     "tcpwatch/flow/verdict.py",
     "tcpwatch/flow/zeek.py",
+    "tcpwatch/pipeline.py",
 )
 
 
