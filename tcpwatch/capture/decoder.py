@@ -26,6 +26,7 @@ import logging
 import struct
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tcpwatch.capture.segment import PAYLOAD_PREVIEW, Frame, Segment
 
@@ -339,22 +340,22 @@ class Decoder:
         unpack_ipv4_tcp = _IPV4_TCP.unpack_from
         inline = not self.validate_checksums
         decoded_inline = 0
-        # The header fields, typed: compiled with mypyc (tools/compile.py),
-        # each then becomes a machine integer instead of a Python object.
+        # The header fields that are computed with, typed: compiled with mypyc
+        # (tools/compile.py), each then becomes a machine integer instead of a
+        # Python object. The fields only copied into the segment (timestamp,
+        # ports, sequence numbers, flags, window) are left as the objects
+        # struct made, because converting them to machine numbers and back
+        # would allocate each of them a second time.
         ip_len: int
         fragment: int
         protocol: int
-        src: bytes
-        dst: bytes
-        sport: int
-        dport: int
-        seq: int
-        ack: int
         offset: int
-        flags: int
-        window: int
+        link_type: int
+        data: bytes
+        wire_length: int
+        untyped_frames: Iterable[tuple[Any, ...]] = frames
         try:
-            for ts, link_type, data, wire_length, interface in frames:
+            for ts, link_type, data, wire_length, interface in untyped_frames:
                 # Ethernet II with EtherType IPv4, an IPv4 header without
                 # options (version 4, IHL 5), long enough for it and a TCP
                 # header without options. Bytes are compared one at a time,
