@@ -119,7 +119,7 @@ def connection_costs(path: str, runs: int) -> dict[str, float]:
     }
 
 
-def count_segments(path: str) -> int:
+def count_frames(path: str) -> int:
     capture = MergedCapture([path])
     decoder = Decoder()
     for _ in decoder.segments(capture):
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per stage")
     args = parser.parse_args(argv)
     path = str(args.file)
-    packets = count_segments(path)
+    packets = count_frames(path)
     import tcpwatch.flow.record
 
     compiled = not tcpwatch.flow.record.__file__.endswith(".py")
