@@ -6,6 +6,7 @@ written to a pcap file and read through the real decoder and pipeline.
 
 from pathlib import Path
 
+import pytest
 from scripted import CLIENT, Conversation, track, track_one, write_pcap
 
 from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN, Segment
@@ -606,3 +607,92 @@ def test_tracker_idle_expiry_follows_last_activity():
     assert at_100 == [40002]
     assert at_104 == []
     assert at_106 == [40001]
+
+
+def test_tracker_short_idle_timeout_ends_each_pause():
+    talk = Conversation()
+    talk.handshake()
+    for index in range(5):
+        talk.client(PSH | ACK, 10, at=0.01 + index * 0.3)
+        talk.server(ACK)
+
+    records = track(talk.segments, idle_timeout=0.05)
+
+    assert len(records) == 5
+    assert [record["end_reason"] for record in records[:4]] == ["idle_timeout"] * 4
+    assert records[4]["end_reason"] == "open"
+    assert records[0]["handshake"] == "complete"
+    assert [record["orig_bytes"] for record in records] == [10] * 5
+
+
+def idle_boundary_segments(timeout: float, busy: bool) -> list[Segment]:
+    """Three client segments: a pause of exactly ``timeout``, then one just over.
+
+    With ``busy``, another connection sends every 1/64 s meanwhile, so the
+    pauses are not pauses of the whole capture.
+    """
+    talk = Conversation(client_port=40000)
+    talk.client(PSH | ACK, 10, at=1.0)
+    talk.client(PSH | ACK, 10, at=1.0 + timeout)
+    talk.client(PSH | ACK, 10, at=1.0 + 2 * timeout + 2**-20)
+    if not busy:
+        return talk.segments
+    other = Conversation(client_port=40001)
+    for index in range(int(3 * timeout * 64) + 2):
+        other.client(PSH | ACK, 10, at=1.0 + index / 64)
+    return sorted(talk.segments + other.segments, key=lambda segment: segment.ts)
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["alone", "busy"])
+@pytest.mark.parametrize("timeout", [0.0625, 300.0])
+def test_tracker_idle_timeout_boundary(timeout: float, busy: bool):
+    # Both timeouts and all the times are exact binary fractions.
+    segments = idle_boundary_segments(timeout, busy)
+
+    records = track(segments, idle_timeout=timeout)
+
+    talk = [record for record in records if record["id.orig_p"] == 40000]
+    assert len(talk) == 2
+    assert talk[0]["orig_pkts"] == 2
+    assert talk[0]["end_reason"] == "idle_timeout"
+    assert talk[1]["orig_pkts"] == 1
+    assert talk[1]["end_reason"] == "open"
+
+
+def test_tracker_short_idle_timeout_sweeps_other_connections():
+    tracker = FlowTracker(idle_timeout=0.0625)
+    quiet = Conversation(client_port=40000)
+    busy = Conversation(client_port=40001)
+    tracker.process(quiet.client(PSH | ACK, 10, at=1.0))
+    finished_by = {}
+    for index in range(1, 9):
+        tracker.process(busy.client(PSH | ACK, 10, at=1.0 + index / 64))
+        finished_by[index] = [conn.orig_p for conn in tracker.pop_finished()]
+
+    # The quiet connection has been idle for more than the timeout from
+    # 1 + 5/64 s on. The sweep runs every half timeout, 2/64 s, so it finishes
+    # the connection within one more interval.
+    assert finished_by[4] == []
+    assert [40000] in (finished_by[5], finished_by[6])
+    assert sum(len(ports) for ports in finished_by.values()) == 1
+
+
+def test_tracker_sweep_interval_follows_close_delay():
+    tracker = FlowTracker(close_delay=0.0625)
+    closing = Conversation(client_port=40000)
+    busy = Conversation(client_port=40001)
+    closing.handshake()
+    closing.client(FIN | ACK, at=0.999)
+    # The connection's last time: a closed connection keeps the time of the
+    # packet that closed it.
+    closing.server(FIN | ACK, at=1.0)
+    closing.client(ACK, at=1.0)
+    for segment in closing.segments:
+        tracker.process(segment)
+    finished_by = {}
+    for index in range(1, 9):
+        tracker.process(busy.client(PSH | ACK, 10, at=1.0 + index / 64))
+        finished_by[index] = [conn.orig_p for conn in tracker.pop_finished()]
+
+    assert finished_by[4] == []
+    assert [40000] in (finished_by[5], finished_by[6])

@@ -35,7 +35,8 @@ A connection is finished when:
   seconds of capture time pass with no further packet (late ACKs and
   retransmitted FINs still belong to it);
 - a new SYN on the same 4-tuple opens a new incarnation (port reuse);
-- nothing is seen on it for ``idle_timeout`` seconds of capture time;
+- nothing is seen on it for more than ``idle_timeout`` seconds of capture
+  time;
 - the table holds ``max_connections`` connections and a new one starts: the
   least recently active connection is evicted (``end_reason`` "evicted");
 - the capture ends (``flush``).
@@ -44,6 +45,12 @@ The connection table is one ordered dict, keyed by the 4-tuple with the
 lower port first, so both directions find the same entry with one key. Each
 segment moves its connection to the end, so the table is also in order of
 last activity: the idle sweep and eviction take connections from the front.
+The sweep runs whenever capture time has advanced by the sweep interval: a
+second, or half of ``idle_timeout`` or ``close_delay`` when that is shorter.
+So a connection leaves the table at most one interval after its timeout. A
+segment on a connection that was silent for longer than ``idle_timeout``
+finishes it and starts a new one, even when no sweep has run since, as long
+as the segments come in timestamp order.
 """
 
 import logging
@@ -106,7 +113,8 @@ loopback benchmark corpus, at about 2,300 new connections a second, keeps
 
 Key = tuple[bytes, int, bytes, int]
 
-_SWEEP_INTERVAL: Final = 1.0
+_MAX_SWEEP_INTERVAL: Final = 1.0
+"""Seconds of capture time between sweeps, unless a timeout is under twice this."""
 
 
 class FlowTracker:
@@ -173,23 +181,30 @@ class FlowTracker:
         table = self._table
         conn = table.get(key)
         reused = False
-        # A segment with a bad checksum is dropped after it is noted, so it
-        # cannot open a new incarnation of the 4-tuple either.
-        if (
-            conn is not None
-            and seg.flags & SYN
-            and not seg.bad_checksum
-            and self._is_reuse(conn, seg)
-        ):
-            self._finish(conn, "reused")
-            conn = None
-            reused = True
-        if conn is None:
-            conn = self._open(seg, key)
-        elif conn is not self._newest:
+        if conn is not None:
             # The newest connection is at the end of the table already: the
             # usual case in a bulk transfer, whose segments come in a row.
-            table.move_to_end(key)
+            # A pause on it was a pause of the whole capture, so the sweep
+            # above has finished it already if the pause was too long.
+            if conn is not self._newest:
+                if ts - conn.last_time > self.idle_timeout:
+                    self._finish(conn, _idle_end_reason(conn))
+                    conn = None
+                else:
+                    table.move_to_end(key)
+            # A segment with a bad checksum is dropped after it is noted, so
+            # it cannot open a new incarnation of the 4-tuple either.
+            if (
+                conn is not None
+                and seg.flags & SYN
+                and not seg.bad_checksum
+                and self._is_reuse(conn, seg)
+            ):
+                self._finish(conn, "reused")
+                conn = None
+                reused = True
+        if conn is None:
+            conn = self._open(seg, key)
         self._newest = conn
 
         is_orig = seg.sport == conn.orig_p and seg.src == conn.orig_h
@@ -311,7 +326,9 @@ class FlowTracker:
         self._finished.append(conn)
 
     def _sweep(self, now: float) -> None:
-        self._next_sweep = now + _SWEEP_INTERVAL
+        self._next_sweep = now + min(
+            _MAX_SWEEP_INTERVAL, self.idle_timeout / 2, self.close_delay / 2
+        )
         closing = self._closing
         while closing and closing[0].last_time + self.close_delay < now:
             conn = closing.popleft()
@@ -322,7 +339,7 @@ class FlowTracker:
             conn = next(iter(table.values()))
             if conn.last_time >= limit:
                 break
-            self._finish(conn, "closed" if conn.both_done() else "idle_timeout")
+            self._finish(conn, _idle_end_reason(conn))
 
     # -- per-segment update (Zeek's TCPAnalyzer::DeliverPacket order) -----
 
@@ -620,6 +637,11 @@ def _count_marks(endpoint: Endpoint, marks: int, flags: int) -> None:
         counts.window_updates += 1
     if marks & analysis.DUPLICATE_CAPTURE:
         counts.duplicate_captures += 1
+
+
+def _idle_end_reason(conn: Connection) -> str:
+    """Return the end reason of a connection that went silent for too long."""
+    return "closed" if conn.both_done() else "idle_timeout"
 
 
 def _table_key(src: bytes, sport: int, dst: bytes, dport: int) -> Key:
