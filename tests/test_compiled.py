@@ -104,12 +104,6 @@ def test_compiled_matches_pure_on_bundled_captures(
         assert compiled.stderr == pure.stderr
 
 
-# NOTE: pickle cannot rebuild the compiled Connection and Endpoint classes,
-# because their __init__ takes arguments. Marking both classes with
-# mypy_extensions.mypyc_attr(serializable=True) would let it.
-@pytest.mark.xfail(
-    strict=True, reason="compiled Connection and Endpoint cannot be unpickled"
-)
 def test_compiled_matches_pure_with_separate_jobs(builds: Builds) -> None:
     # Worker processes send their connections back pickled.
     files = [str(CAPTURES / "mixed.pcap"), str(CAPTURES / "refused.pcap")]

@@ -3,12 +3,21 @@
 import hashlib
 import ipaddress
 import socket
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.analysis import DEFAULT_REORDER_WINDOW
 from tcpwatch.flow.endpoint import Endpoint
 from tcpwatch.flow.states import EndpointState
+
+try:
+    # Lets pickle rebuild the class when mypyc compiles this module, as the
+    # worker processes of --separate need; a no-op in pure Python.
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - mypy_extensions comes with mypy
+
+    def mypyc_attr(*_args: object, **_kwargs: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
 
 
 class SegmentView(NamedTuple):
@@ -24,6 +33,7 @@ class SegmentView(NamedTuple):
     """Analysis marks, a bit set of ``tcpwatch.flow.analysis`` constants."""
 
 
+@mypyc_attr(serializable=True)
 class Connection:
     """Everything the tracker knows about one connection.
 

@@ -12,10 +12,20 @@ SYN had been seen just before the first segment, so relative numbering and
 byte counts work the same way.
 """
 
-from typing import Final
+from typing import Any, Final
 
 from tcpwatch.capture.segment import Segment
 from tcpwatch.flow.states import EndpointState
+
+try:
+    # Lets pickle rebuild the class when mypyc compiles this module, as the
+    # worker processes of --separate need; a no-op in pure Python.
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - mypy_extensions comes with mypy
+
+    def mypyc_attr(*_args: object, **_kwargs: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
+
 
 SEQ_MOD: Final = 1 << 32
 SEQ_HALF: Final = 1 << 31
@@ -34,6 +44,7 @@ flood of them reaches this."""
 MAX_BLOCKS: Final = 64
 
 
+@mypyc_attr(serializable=True)
 class Endpoint:
     """Sequence-space bookkeeping, counters and options for one side."""
 
@@ -286,6 +297,7 @@ class Endpoint:
         return size if size > 0 else 0
 
 
+@mypyc_attr(serializable=True)
 class MarkCounts:
     """How many of one side's segments got each analysis mark.
 
