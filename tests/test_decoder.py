@@ -819,3 +819,38 @@ def test_segments_with_checksum_validation_flags_bad_ones() -> None:
 
     assert segments[0].bad_checksum
     assert decoder.stats.bad_checksum == 1
+
+
+# Options cut by the snaplen ---------------------------------------------------
+
+
+def syn_frame() -> bytes:
+    return ether(ipv4_tcp(options=[("MSS", 1460), ("WScale", 7), ("SAckOK", b"")]))
+
+
+@pytest.mark.parametrize("path", ["segments", "decode"])
+def test_decoder_counts_syn_with_options_cut(path: str) -> None:
+    whole = syn_frame()
+    cut = whole[: 14 + 20 + 20 + 3]  # three option bytes of the SYN's eight
+    decoder = Decoder()
+    if path == "segments":
+        segments = list(decoder.segments([(1.0, 1, cut, len(whole), 0)]))
+    else:
+        segments = [decoder.decode(1.0, 1, cut, len(whole))]
+    assert len(segments) == 1
+    assert decoder.stats.syn_options_cut == 1
+    assert decoder.stats.truncated == 0
+    assert "1 SYN with options cut by the snaplen" in decoder.stats.summary()
+
+
+def test_decoder_whole_options_not_counted_as_cut() -> None:
+    decoder = Decoder()
+    list(decoder.segments([(1.0, 1, syn_frame(), len(syn_frame()), 0)]))
+    assert decoder.stats.syn_options_cut == 0
+    assert "snaplen" not in decoder.stats.summary()
+
+
+def test_summary_line_one_frame() -> None:
+    stats = DecodeStats(frames=1, tcp=1)
+
+    assert stats.summary() == "1 frame: 1 TCP, 0 other, 0 truncated, 0 malformed"

@@ -52,6 +52,7 @@ _AF_INET = 2
 _AF_INET6 = frozenset((24, 28, 30))
 
 _PROTO_TCP = 6
+_SYN_FLAG = 0x02
 
 # IPv6 extension headers whose length byte counts 8-octet units beyond the first
 # (RFC 8200 section 4): hop-by-hop options, routing, destination options,
@@ -108,6 +109,9 @@ class DecodeStats:
     """IP fragments, first ones included. tcpwatch does not reassemble them."""
     unsupported_link: dict[int, int] = field(default_factory=dict)
     """Frame count per link type number that the decoder cannot read."""
+    syn_options_cut: int = 0
+    """SYN segments whose TCP options the snaplen cut: the options they
+    offered (window scale, MSS, SACK, timestamps) are not all known."""
 
     def summary(self) -> str:
         """Return a one-line account of the counters.
@@ -126,6 +130,12 @@ class DecodeStats:
         ]
         if self.bad_checksum:
             parts.append(f"{self.bad_checksum:,} with bad checksums")
+        if self.syn_options_cut:
+            noun = "SYN" if self.syn_options_cut == 1 else "SYNs"
+            parts.append(
+                f"{self.syn_options_cut:,} {noun} with options cut by the snaplen "
+                "(window scaling unknown: capture with a larger -s)"
+            )
         if self.unsupported_link:
             counts = ", ".join(
                 f"{link_type}: {count:,}"
@@ -133,7 +143,8 @@ class DecodeStats:
             )
             unsupported = sum(self.unsupported_link.values())
             parts.append(f"{unsupported:,} on unsupported link types ({counts})")
-        return f"{self.frames:,} frames: " + ", ".join(parts)
+        frames = "frame" if self.frames == 1 else "frames"
+        return f"{self.frames:,} {frames}: " + ", ".join(parts)
 
 
 class Decoder:
@@ -296,6 +307,8 @@ class Decoder:
             self._malformed(ts, reason)
             return None
         start = tcp + header_len
+        if start > size and flags & _SYN_FLAG:
+            stats.syn_options_cut += 1
         payload_len = tcp_len - header_len
         preview_end = start + (
             payload_len if payload_len < PAYLOAD_PREVIEW else PAYLOAD_PREVIEW
@@ -395,6 +408,8 @@ class Decoder:
                         tcp_header_len = (offset >> 4) * 4
                         if 20 <= tcp_header_len <= tcp_len:
                             start = tcp + tcp_header_len
+                            if start > len(data) and flags & _SYN_FLAG:
+                                self.stats.syn_options_cut += 1
                             payload_len = tcp_len - tcp_header_len
                             preview = min(payload_len, PAYLOAD_PREVIEW)
                             decoded_inline += 1
