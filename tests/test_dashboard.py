@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,16 @@ from tcpwatch.capture.pcapfile import open_capture
 from tcpwatch.capture.segment import ACK, FIN, PSH, RST, SYN
 from tcpwatch.flow.record import build_record
 from tcpwatch.flow.tracker import FlowTracker
-from tcpwatch.render.dashboard import Dashboard, fit_endpoints
+from tcpwatch.render.dashboard import (
+    KEY_HELP,
+    WIDE_FROM,
+    Dashboard,
+    fit_endpoints,
+    window_caption,
+    window_start,
+)
+from tcpwatch.render.dashboard_keys import press_keys, split_keys
+from tcpwatch.render.dashboard_panels import timeline_window
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -234,7 +244,8 @@ def test_dashboard_timeline_marks_cut_lines() -> None:
         keys=False,
     )
     text = "\n".join(render(dashboard, console))
-    assert "lines not shown" in text
+    assert "lines above · [ scrolls up" in text
+    assert "lines below" not in text
     assert "SYN" in text
 
 
@@ -268,11 +279,12 @@ class Tmux:
         )
         return result.stdout
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for(self, text: str, timeout: float = 30.0, without: str = "") -> str:
+        """Return the screen once it shows ``text``, and not ``without`` if given."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if text in screen and not (without and without in screen):
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"{text!r} not on screen:\n{self.screen()}")
@@ -587,16 +599,48 @@ def test_dashboard_80_columns_show_both_endpoints() -> None:
     assert "transfer" in row
 
 
-def test_dashboard_80_columns_shorten_ipv6_from_left() -> None:
+def test_dashboard_80_columns_shorten_ipv6_in_middle() -> None:
     client = bytes.fromhex("20010db8aaaabbbbccccdddd00000001")
     server = bytes.fromhex("20010db8aaaabbbbccccdddd00000002")
     dashboard, console = loopback_dashboard(client, server)
     lines = render(dashboard, console)
     row = next(line for line in lines if line.lstrip().startswith("14 "))
+    assert "[2001:" in row
     assert "…" in row
-    assert "0:1]:58624 → " in row
+    assert "0:1]:58624 → [2001:" in row
     assert "0:2]:54185" in row
     assert "transfer" in row
+    assert "100 B" in row
+
+
+def test_dashboard_80_columns_drop_rtx_before_hosts() -> None:
+    tracker = FlowTracker(keep_segments=True)
+    console = Console(file=io.StringIO(), width=80, height=24)
+    dashboard = Dashboard(
+        tracker, CaptureStatus("lo"), console=console, clock=Clock(5.0), keys=False
+    )
+    client, server = bytes([127, 0, 0, 1]), bytes([127, 0, 0, 90])
+    # A thousand connections, so that four-digit numbers take room too.
+    for index in range(1000):
+        talk = Conversation(client_port=59554 + index, server_port=9101)
+        talk.handshake()
+        talk.client(PSH | ACK, 100)
+        for segment in talk.segments:
+            forward = segment.dport == 9101
+            tracker.process(
+                segment._replace(
+                    ts=segment.ts + index * 0.001,
+                    src=client if forward else server,
+                    dst=server if forward else client,
+                )
+            )
+    lines = render(dashboard, console)
+    header = next(line for line in lines if "client → server" in line)
+    row = next(line for line in lines if line.lstrip().startswith("1000 "))
+    assert "127.0.0.1:60553 → 127.0.0.90:9101" in row
+    assert "…" not in row
+    assert "rtx" not in header
+    assert "→ bytes" in header
 
 
 def test_dashboard_wide_shows_age_and_idle() -> None:
@@ -616,23 +660,32 @@ def test_dashboard_narrow_leaves_out_age_and_idle() -> None:
 @pytest.mark.parametrize(
     ("width", "expected"),
     [
-        (40, "127.0.0.1:58624 → 127.0.0.1:54185"),
-        (33, "127.0.0.1:58624 → 127.0.0.1:54185"),
-        (32, "…7.0.0.1:58624 → 127.0.0.1:54185"),
-        (31, "…7.0.0.1:58624 → …7.0.0.1:54185"),
-        (24, "…0.1:58624 → ….0.1:54185"),
-        (10, "…1:58624 → …1:54185"),
+        (40, "127.0.0.1:58624 → 127.0.0.90:9101"),
+        (33, "127.0.0.1:58624 → 127.0.0.90:9101"),
+        (32, "127.0.0.1:58624 → 127.…0.90:9101"),
+        (31, "127.…0.1:58624 → 127.…0.90:9101"),
+        (24, "12….1:58624 → 12…90:9101"),
+        (10, "1…1:58624 → 1…0:9101"),
     ],
 )
-def test_fit_endpoints_cuts_hosts_from_left(width: int, expected: str) -> None:
-    assert fit_endpoints("127.0.0.1:58624", "127.0.0.1:54185", width) == expected
+def test_fit_endpoints_cuts_hosts_in_middle(width: int, expected: str) -> None:
+    assert fit_endpoints("127.0.0.1:58624", "127.0.0.90:9101", width) == expected
+
+
+def test_fit_endpoints_keeps_similar_hosts_apart() -> None:
+    shown = {
+        fit_endpoints(f"{host}:59554", f"{host}:9101", 30)
+        for host in ("127.0.0.90", "17.0.0.90", "7.0.0.90")
+    }
+    assert len(shown) == 3
 
 
 def test_fit_endpoints_keeps_ipv6_ports() -> None:
     shown = fit_endpoints("[2001:db8::1]:40000", "[2001:db8::2]:443", 28)
     assert len(shown) == 28
-    assert shown.endswith("::2]:443")
-    assert ":40000 → " in shown
+    assert shown.startswith("[20…")
+    assert shown.endswith(":2]:443")
+    assert ":1]:40000 → [20" in shown
 
 
 @pytest.mark.root
@@ -677,6 +730,387 @@ def test_dashboard_keys_in_help(command: str) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
-    assert "Up/Down or j/k select" in result.stdout
-    assert "Esc follows the newest" in result.stdout
-    assert "q stops" in result.stdout
+    # The help is wrapped to the terminal, so compare with single spaces.
+    words = " ".join(result.stdout.split())
+    assert "Up/Down or j/k select" in words
+    assert "PgUp/PgDn and Home/End (or g/G)" in words
+    assert "[ and ] (or Shift+Up/Down) scroll the timeline" in words
+    assert "Esc follows the newest" in words
+    assert "? or h lists the keys" in words
+    assert "q stops" in words
+
+
+# -- scrolling: the table's window, the selection and the timeline --------------
+
+
+@pytest.mark.parametrize(
+    ("index", "offset", "count", "page", "expected"),
+    [
+        (0, 0, 30, 8, 0),  # following the newest
+        (7, 7, 30, 8, 0),  # the bottom row of the first window
+        (8, 7, 30, 8, 1),  # one below it scrolls by one
+        (29, 7, 30, 8, 22),  # the last row
+        (29, 0, 30, 8, 22),  # never past the last row
+        (3, 5, 30, 8, 0),  # never before the first row
+        (12, 20, 30, 8, 5),  # an offset beyond the page means its bottom row
+        (4, 2, 5, 8, 0),  # fewer rows than the page
+        (0, 0, 0, 8, 0),  # no rows at all
+    ],
+)
+def test_window_start(
+    index: int, offset: int, count: int, page: int, expected: int
+) -> None:
+    assert window_start(index, offset, count, page) == expected
+
+
+def test_window_caption() -> None:
+    assert window_caption(7, 16, 30) == "rows 8-23 of 30"
+    assert window_caption(0, 3, 3) == "rows 1-3 of 3"
+    assert window_caption(0, 0, 0) == ""
+
+
+@pytest.mark.parametrize(
+    ("total", "room", "top", "expected"),
+    [
+        # Everything fits: no head, no counts.
+        (10, 10, None, (0, 0, 10, 0, 0, 0)),
+        # The newest lines: head, "above", then the last room - 5 lines.
+        (30, 10, None, (4, 21, 5, 21, 0, 21)),
+        # One line up: both counting lines, so the window has room - 6 lines.
+        (30, 10, 20, (4, 20, 4, 20, 2, 21)),
+        # The top: no "above", so the window has room - 5 lines again.
+        (30, 10, 0, (4, 0, 5, 0, 21, 21)),
+        (30, 10, -3, (4, 0, 5, 0, 21, 21)),
+        (30, 10, 99, (4, 21, 5, 21, 0, 21)),
+        # Too short for the head and two counting lines: a plain window.
+        (30, 6, None, (0, 24, 6, 24, 0, 24)),
+        (30, 6, 3, (0, 3, 6, 3, 21, 24)),
+    ],
+)
+def test_timeline_window(
+    total: int, room: int, top: int | None, expected: tuple[int, ...]
+) -> None:
+    window = timeline_window(total, room, 4, top)
+    assert (
+        window.head,
+        window.first,
+        window.count,
+        window.above,
+        window.below,
+        window.last_top,
+    ) == expected
+    counts = (window.above > 0) + (window.below > 0) if window.counted else 0
+    assert window.head + window.count + counts == min(total, room)
+    assert window.head + window.above + window.count + window.below == total
+
+
+def selected_number(dashboard: Dashboard) -> int:
+    timeline = dashboard.view().timeline
+    assert timeline is not None
+    return timeline.number
+
+
+def caption_line(dashboard: Dashboard, console: Console) -> str:
+    return next(line for line in render(dashboard, console) if "rows " in line)
+
+
+def test_dashboard_selection_scrolls_to_oldest() -> None:
+    dashboard, _, console = make_dashboard(count=30)
+    assert "rows 1-8 of 30" in caption_line(dashboard, console)
+    for _ in range(30):
+        dashboard.move_selection(1)
+        dashboard.view()
+    assert selected_number(dashboard) == 1
+    lines = render(dashboard, console)
+    assert any("rows 23-30 of 30" in line for line in lines)
+    row = next(line for line in lines if "10.0.0.1:40000 →" in line)
+    assert row.lstrip().startswith("1 ")
+    assert not any(line.lstrip().startswith("30 ") for line in lines)
+
+
+def test_dashboard_selection_scrolls_back_up() -> None:
+    dashboard, _, console = make_dashboard(count=30, closed_every=1000)
+    dashboard.view()
+    dashboard.select_end(last=True)
+    dashboard.view()
+    for _ in range(8):
+        dashboard.move_selection(-1)
+        dashboard.view()
+    assert selected_number(dashboard) == 9
+    # The selection went to the window's top row, then the window followed it.
+    assert "rows 22-29 of 30" in caption_line(dashboard, console)
+
+
+def test_dashboard_selection_stays_on_connection_as_rows_move() -> None:
+    # Only #1 closes, so that no row turns past and moves to the end.
+    dashboard, clock, console = make_dashboard(count=30, closed_every=1000)
+    dashboard.view()
+    for _ in range(5):
+        dashboard.move_selection(1)
+        dashboard.view()
+    assert selected_number(dashboard) == 25
+    # Ten new connections push the selected one down the list.
+    for index in range(10):
+        for segment in conversation(45000 + index, clock.now + index, False):
+            dashboard.tracker.process(segment)
+    clock.now += 11
+    assert selected_number(dashboard) == 25
+    lines = render(dashboard, console)
+    selected_row = next(line for line in lines if "10.0.0.1:40024 →" in line)
+    assert selected_row.lstrip().startswith("25 ")
+    # It keeps its place in the window: the sixth row, rows 11-18 of 40.
+    assert any("rows 11-18 of 40" in line for line in lines)
+
+
+def test_dashboard_selection_survives_resize() -> None:
+    dashboard, _, console = make_dashboard(count=30, width=200, height=50)
+    dashboard.view()
+    for _ in range(29):
+        dashboard.move_selection(1)
+    assert selected_number(dashboard) == 1
+    console.size = (80, 24)
+    assert selected_number(dashboard) == 1
+    assert "rows 23-30 of 30" in caption_line(dashboard, console)
+    console.size = (200, 50)
+    assert selected_number(dashboard) == 1
+
+
+def test_dashboard_says_when_selection_leaves() -> None:
+    dashboard, clock, console = finished_dashboard(["SF"] * 5)
+    dashboard.kept = deque(dashboard.kept, maxlen=5)
+    dashboard.view()
+    dashboard.select_end(last=True)
+    assert selected_number(dashboard) == 1
+    # One more finished connection pushes #1 out of the kept ones.
+    for segment in conversation(43000, clock.now, closed=True):
+        dashboard.tracker.process(segment)
+    clock.now += 2
+    dashboard.tracker.expire(clock.now)
+    dashboard.feed._deliver(dashboard.tracker.pop_finished())
+    assert selected_number(dashboard) == 6
+    caption = caption_line(dashboard, console)
+    assert "#1 left the dashboard · following the newest" in caption
+    assert dashboard.selected is None
+    dashboard.move_selection(1)
+    assert "left the dashboard" not in caption_line(dashboard, console)
+
+
+def test_dashboard_pages_and_ends() -> None:
+    dashboard, _, console = make_dashboard(count=30)
+    dashboard.view()
+    dashboard.move_selection(2)
+    dashboard.view()
+    dashboard.move_page(1)
+    assert selected_number(dashboard) == 20  # the third row of rows 9-16
+    assert "rows 9-16 of 30" in caption_line(dashboard, console)
+    dashboard.move_page(5)
+    assert "rows 23-30 of 30" in caption_line(dashboard, console)
+    dashboard.move_page(1)
+    assert selected_number(dashboard) == 1
+    dashboard.move_page(-1)
+    assert "rows 15-22 of 30" in caption_line(dashboard, console)
+    dashboard.select_end(last=False)
+    assert selected_number(dashboard) == 30
+    assert "rows 1-8 of 30" in caption_line(dashboard, console)
+    dashboard.move_page(-1)
+    assert selected_number(dashboard) == 30
+    dashboard.select_end(last=True)
+    assert selected_number(dashboard) == 1
+
+
+def long_dashboard() -> tuple[Dashboard, Console]:
+    """A dashboard whose newest connection's timeline is far taller than its panel.
+
+    An older connection of one SYN is the second row.
+    """
+    tracker = FlowTracker(keep_segments=True)
+    tracker.process(Conversation(client_port=41000).client(SYN)._replace(ts=-1.0))
+    talk = Conversation()
+    talk.handshake()
+    for _ in range(40):
+        talk.client(PSH | ACK, 100)
+        talk.server(ACK)
+    for segment in talk.segments:
+        tracker.process(segment)
+    console = Console(file=io.StringIO(), width=80, height=24)
+    dashboard = Dashboard(
+        tracker,
+        CaptureStatus("lo"),
+        console=console,
+        clock=lambda: talk.time,
+        keys=False,
+    )
+    return dashboard, console
+
+
+def test_dashboard_timeline_scrolls() -> None:
+    dashboard, console = long_dashboard()
+    newest = render(dashboard, console)
+    dashboard.scroll_timeline(-1)
+    one_up = render(dashboard, console)
+    assert one_up != newest
+    assert any("lines below · ] scrolls down" in line for line in one_up)
+    for _ in range(500):
+        dashboard.scroll_timeline(-1)
+    top = "\n".join(render(dashboard, console))
+    assert "lines above" not in top
+    assert "lines below" in top
+    assert dashboard.timeline_top == 0
+    for _ in range(500):
+        dashboard.scroll_timeline(1)
+    assert dashboard.timeline_top is None  # following the newest lines again
+    assert render(dashboard, console) == newest
+
+
+def test_dashboard_timeline_scroll_resets_on_new_selection() -> None:
+    dashboard, console = long_dashboard()
+    render(dashboard, console)
+    dashboard.scroll_timeline(-1)
+    assert dashboard.timeline_top is not None
+    dashboard.move_selection(1)
+    assert dashboard.timeline_top is None
+    assert selected_number(dashboard) == 1
+
+
+def test_dashboard_help_lists_every_key() -> None:
+    dashboard, _, console = make_dashboard(count=30)
+    dashboard.toggle_help()
+    lines = render(dashboard, console)
+    assert len(lines) == 24
+    footer = "\n".join(lines[-3:])
+    for entry in KEY_HELP:
+        assert entry in footer
+    assert "rows 1-7 of 30" in "\n".join(lines)
+    dashboard.toggle_help()
+    assert "q quit" in render(dashboard, console)[-1]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (b"jjj", [b"j", b"j", b"j"]),
+        (b"\x1b[A\x1b[B", [b"\x1b[A", b"\x1b[B"]),
+        (b"\x1b", [b"\x1b"]),
+        (b"\x1bq", [b"\x1b", b"q"]),
+        (b"\x1b[5~j", [b"\x1b[5~", b"j"]),
+        (b"\x1b[1;2A]", [b"\x1b[1;2A", b"]"]),
+        (b"\x1bOH\x1bOF", [b"\x1bOH", b"\x1bOF"]),
+        (b"\x1b[1;2", [b"\x1b[1;2"]),
+    ],
+)
+def test_split_keys(typed: bytes, expected: list[bytes]) -> None:
+    assert split_keys(typed) == expected
+
+
+def test_press_keys_moves_selection() -> None:
+    dashboard, _, _ = make_dashboard(count=30)
+    dashboard.view()
+    press_keys(dashboard, b"jjj")
+    assert selected_number(dashboard) == 27
+    press_keys(dashboard, b"\x1b[A")
+    assert selected_number(dashboard) == 28
+    press_keys(dashboard, b"\x1b[4~")
+    assert selected_number(dashboard) == 1
+    press_keys(dashboard, b"g")
+    assert selected_number(dashboard) == 30
+    press_keys(dashboard, b"\x1b[6~")
+    assert selected_number(dashboard) == 22
+    press_keys(dashboard, b"?")
+    assert dashboard.show_help
+    press_keys(dashboard, b"\x1b")
+    assert dashboard.selected is None
+    press_keys(dashboard, b"x\x1b[Z")  # keys without an action
+    assert selected_number(dashboard) == 30
+    press_keys(dashboard, b"q")
+    assert dashboard.feed.stop.is_set()
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.root
+@needs_root
+@needs_tmux
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_dashboard_in_tmux_reaches_every_connection(size: tuple[int, int]) -> None:
+    width, height = size
+    small = width < WIDE_FROM
+    address, port = own_loopback()
+    command = (
+        f"{sys.executable} -m tcpwatch live lo -f 'host {address}' --duration 120;"
+        " echo EXIT=$?; sleep 60"
+    )
+    tmux = Tmux(command, width, height)
+    closed = threading.Event()
+    closed.set()
+    try:
+        tmux.wait_for("waiting for TCP connections")
+        # The connections close in the order they opened, so the rows stay
+        # in the order #30 to #1 while they linger and after.
+        hold_connections(address, port, 30, closed, held=0)
+        screen = tmux.wait_for("finished: 30 (30 SF)")
+        assert ("rows 1-8 of 30" if small else "rows 1-30 of 30") in screen
+
+        # Thirty presses in one send-keys: the terminal may deliver them in
+        # one read.
+        tmux.keys(*["j"] * 30)
+        screen = tmux.wait_for(f"╭─ #1 {address}:")
+        assert ("rows 23-30 of 30" if small else "rows 1-30 of 30") in screen, screen
+        row = next(line for line in screen.splitlines() if "closed SF" in line)
+        assert f"{address}:" in row
+        assert "…" not in row  # both endpoints whole
+
+        if small:
+            # #1's timeline is taller than the panel: scroll it up and back.
+            screen = tmux.wait_for("lines above · [ scrolls up")
+            tmux.keys("[")
+            screen = tmux.wait_for("lines below · ] scrolls down")
+            assert f"╭─ #1 {address}:" in screen
+            tmux.keys(*["]"] * 30)
+            tmux.wait_for("lines above · [ scrolls up", without="lines below")
+
+            # Growing the terminal and shrinking it back keeps the selection.
+            subprocess.run(
+                ["tmux", "resize-window", "-t", tmux.name, "-x", "200", "-y", "50"],
+                check=True,
+            )
+            screen = tmux.wait_for("rows 1-30 of 30")
+            assert f"╭─ #1 {address}:" in screen
+            subprocess.run(
+                ["tmux", "resize-window", "-t", tmux.name, "-x", "80", "-y", "24"],
+                check=True,
+            )
+            screen = tmux.wait_for("rows 23-30 of 30")
+            assert f"╭─ #1 {address}:" in screen
+
+        # Five newer connections push #1 further down; it stays selected.
+        hold_connections(address, free_port(address), 5, closed, held=0)
+        screen = tmux.wait_for("rows 28-35 of 35" if small else "rows 1-35 of 35")
+        assert f"╭─ #1 {address}:" in screen
+
+        tmux.keys("Home")
+        screen = tmux.wait_for(f"╭─ #35 {address}:")
+        assert ("rows 1-8 of 35" if small else "rows 1-35 of 35") in screen
+        tmux.keys("End")
+        screen = tmux.wait_for(f"╭─ #1 {address}:")
+        if small:
+            tmux.keys("PPage")
+            tmux.wait_for("rows 20-27 of 35")
+            tmux.keys("NPage")
+            tmux.wait_for("rows 28-35 of 35")
+
+        tmux.keys("?")
+        screen = tmux.wait_for("Home/End or g/G: the first or last row")
+        assert "[/] or Shift+↑/↓: scroll the timeline" in screen
+        tmux.keys("?")
+        tmux.wait_for("? keys · q quit")
+
+        tmux.keys("q")
+        screen = tmux.wait_for("EXIT=0")
+        assert "packets captured" in screen
+    finally:
+        tmux.close()

@@ -208,7 +208,10 @@ def live(
     and the summary and the connection records are printed.
 
     Dashboard keys (the table format on a terminal): Up/Down or j/k select a
-    connection and show its timeline, Esc follows the newest again, q stops.
+    connection and show its timeline, PgUp/PgDn and Home/End (or g/G) move
+    the selection a page or to the first or last row, [ and ] (or
+    Shift+Up/Down) scroll the timeline, Esc follows the newest again, ? or h
+    lists the keys, q stops.
 
     With --policy or
     --policy-from-terraform, every connection is also audited against the

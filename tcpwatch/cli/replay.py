@@ -83,9 +83,11 @@ def replay(
 ) -> None:
     """Play capture files into the live dashboard at their recorded pace.
 
-    Dashboard keys: Up/Down or j/k select a connection, Esc follows the
-    newest again, q stops. With --step: Space, Enter, n or Right shows the
-    next segment, and q stops.
+    Dashboard keys: Up/Down or j/k select a connection, PgUp/PgDn and
+    Home/End (or g/G) move the selection a page or to the first or last row,
+    [ and ] (or Shift+Up/Down) scroll the timeline, Esc follows the newest
+    again, ? or h lists the keys, q stops. With --step: Space, Enter, n or
+    Right shows the next segment, and q stops.
     """
     try:
         status = _replay(

@@ -13,11 +13,17 @@ finished once both sides have closed it (FIN each way, or a RST), before the
 tracker lets go of it. Below the header are a table of connections, ordered
 by last activity, and the timeline of the selected connection, which by
 default is the most recently active one. Finished connections stay among the
-open ones for ``linger`` seconds. After that they fill the rows the open ones
-leave free, dimmed, newest first, so a quiet capture still shows what
-happened last. The footer lists the keys: on a
-terminal, the arrow keys (or j and k) select a row, Escape follows the most
-recent connection again, and q stops.
+open ones for ``linger`` seconds. After that they follow the open ones,
+dimmed, newest first, so a quiet capture still shows what happened last. Only
+the latest ``KEEP_FINISHED`` finished connections are kept.
+
+The table shows a window of these rows and scrolls with the selection, which
+stays on the same connection while rows move, until the connection is no
+longer kept. The rule under the column names shows which rows are in view. The
+footer lists the keys: on a terminal, the arrow keys (or j and k) select a
+row, PgUp, PgDn, Home and End move further, [ and ] scroll the timeline,
+Escape follows the most recent connection again, ? lists every key, and q
+stops.
 
 The screen is drawn by ``dashboard_view`` and ``dashboard_panels``, and the
 keys are read by ``dashboard_keys``.
@@ -26,9 +32,9 @@ keys are read by ``dashboard_keys``.
 import contextlib
 import copy
 import heapq
-import itertools
 import os
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -52,18 +58,20 @@ from tcpwatch.flow.zeek import conn_state
 from tcpwatch.render.dashboard_keys import KeyReader
 from tcpwatch.render.dashboard_panels import ALL_COLUMNS_FROM, Row, fit_endpoints
 from tcpwatch.render.dashboard_view import (
-    FOOTER_LINES,
-    HEADER_LINES,
+    KEY_HELP,
     KEY_HINT,
     WIDE_FROM,
     DashboardView,
     Header,
+    footer_lines,
+    table_height,
 )
 
 __all__ = [
     "ALL_COLUMNS_FROM",
     "DEFAULT_LINGER",
     "KEEP_FINISHED",
+    "KEY_HELP",
     "KEEP_TIMELINES",
     "KEY_HINT",
     "WIDE_FROM",
@@ -72,6 +80,8 @@ __all__ = [
     "DashboardView",
     "Row",
     "fit_endpoints",
+    "window_start",
+    "window_caption",
 ]
 
 
@@ -82,7 +92,28 @@ KEEP_FINISHED = 1000
 KEEP_TIMELINES = 32
 """Latest finished connections whose segments are kept for the timeline panel."""
 
+NOTICE_SECONDS = 10.0
+"""Seconds the table shows the notice that the selected connection left."""
+
 _RATE_WINDOW = 2.0
+
+
+def window_start(index: int, offset: int, count: int, page: int) -> int:
+    """Return the first row of a ``page``-row window over ``count`` rows.
+
+    The window shows row ``index`` ``offset`` rows below its top, as far as
+    the ends of the rows allow. It never starts before row 0, and it never
+    leaves rows empty at its bottom while rows above it are hidden.
+    """
+    offset = max(0, min(offset, page - 1))
+    return max(0, min(index - offset, count - page))
+
+
+def window_caption(top: int, shown: int, count: int) -> str:
+    """Return ``rows 8-23 of 30`` for rows ``top`` to ``top + shown`` (from 0)."""
+    if count == 0:
+        return ""
+    return f"rows {top + 1}-{top + shown} of {count}"
 
 
 class Dashboard:
@@ -143,9 +174,27 @@ class Dashboard:
         self._timelines: deque[Connection] = deque()
         self.selected: str | None = None
         """uid of the selected connection; None follows the most recent one."""
+        self.timeline_top: int | None = None
+        """First line of the timeline's window; None shows the newest lines."""
+        self.show_help = False
+        """The footer lists every key instead of ``hint``."""
         self._lingering: deque[tuple[float, Connection]] = deque()
-        self._visible: list[str] = []
         self._rates: deque[tuple[float, int]] = deque()
+        # The key thread moves the selection and the main thread places the
+        # table's window. This lock guards the fields below and the three
+        # above. When both locks are needed, the feed's lock comes first.
+        self._selection_lock = threading.Lock()
+        self._order: list[str] = []
+        """Every row's uid in table order, as of the last frame."""
+        self._offset = 0
+        """The selected row's place in the window: 0 is the window's top row."""
+        self._page = 1
+        """Rows in the table's window, as of the last frame."""
+        self._selected_number = 0
+        self._timeline_uid: str | None = None
+        self._notice = ""
+        self._notice_until = 0.0
+        self._last_view: DashboardView | None = None
 
     # -- driving -----------------------------------------------------------
 
@@ -180,17 +229,90 @@ class Dashboard:
         self.feed.stop.set()
 
     def move_selection(self, step: int) -> None:
-        """Select the row ``step`` rows below (negative: above) the selection."""
-        visible = self._visible
-        if not visible:
-            return
-        # When following, the followed row is the first one.
-        index = visible.index(self.selected) if self.selected in visible else 0
-        self.selected = visible[max(0, min(len(visible) - 1, index + step))]
+        """Select the row ``step`` rows below (negative: above) the selection.
+
+        The window scrolls only as far as it must to keep the selection shown.
+        """
+        with self._selection_lock:
+            index = self._selected_index()
+            if index is None:
+                return
+            target = max(0, min(len(self._order) - 1, index + step))
+            self._offset = max(0, min(self._page - 1, self._offset + target - index))
+            self._select(target)
+
+    def move_page(self, pages: int) -> None:
+        """Scroll the table ``pages`` windows down (negative: up), with the selection.
+
+        The selection keeps its place in the window, except at the ends of
+        the rows, where it moves to the first or the last row.
+        """
+        with self._selection_lock:
+            index = self._selected_index()
+            if index is None:
+                return
+            count, page = len(self._order), self._page
+            top = window_start(index, self._offset, count, page)
+            new_top = window_start(top + pages * page, 0, count, page)
+            target = index + new_top - top
+            if new_top == top:
+                target = 0 if pages < 0 else count - 1
+            target = max(0, min(count - 1, target))
+            self._offset = target - new_top
+            self._select(target)
+
+    def select_end(self, last: bool) -> None:
+        """Select the last row (``last``) or the first one, and scroll to it."""
+        with self._selection_lock:
+            if not self._order:
+                return
+            target = len(self._order) - 1 if last else 0
+            self._offset = self._page - 1 if last else 0
+            self._select(target)
 
     def follow_latest(self) -> None:
         """Select the most recently active connection at each refresh."""
-        self.selected = None
+        with self._selection_lock:
+            self.selected = None
+            self._offset = 0
+            self.timeline_top = None
+            self._notice = ""
+
+    def scroll_timeline(self, step: int) -> None:
+        """Scroll the timeline panel ``step`` lines down (negative: up).
+
+        Scrolling down to the newest line makes the panel follow new lines
+        again. The limits are those of the last frame drawn.
+        """
+        view = self._last_view
+        if view is None:
+            return
+        panel = view.panel
+        with self._selection_lock:
+            # None shows the newest lines, which start at ``last_top``.
+            top = panel.last_top if self.timeline_top is None else self.timeline_top
+            top = max(0, min(panel.last_top, top + step))
+            self.timeline_top = None if top >= panel.last_top else top
+
+    def toggle_help(self) -> None:
+        """Show every key in the footer, or the short ``hint`` again."""
+        self.show_help = not self.show_help
+
+    def _selected_index(self) -> int | None:
+        """Return the selected row's index in the last frame, None for no rows."""
+        if not self._order:
+            return None
+        if self.selected in self._order:
+            return self._order.index(self.selected)
+        # When following, the followed row is the first one.
+        return 0
+
+    def _select(self, index: int) -> None:
+        uid = self._order[index]
+        if uid != self.selected:
+            self.timeline_top = None
+        self.selected = uid
+        self._notice = ""
 
     # -- feed callback (called with the lock held) --------------------------
 
@@ -214,22 +336,69 @@ class Dashboard:
                 self.console.size = (size.columns, size.lines)
         height = self.console.size.height
         width = self.console.size.width
-        table_lines = height - HEADER_LINES - FOOTER_LINES
-        if width < WIDE_FROM:
-            table_lines = max(4, table_lines // 2)
-        max_rows = max(1, table_lines - 2)
+        footer = footer_lines(self.hint, self.show_help, width)
+        # The table's column names and the rule under them take two lines.
+        page = max(1, table_height(width, height, len(footer)) - 2)
         with self.lock:
             now = self.clock()
             self._expire_lingering(now)
             active = list(self.tracker.active())
-            conns, past = self._latest(active, max_rows)
-            rows = [_row(conn, now, conn.uid in past) for conn in conns]
-            chosen = self._chosen(conns)
+            conns, past = self._ordered(active)
+            with self._selection_lock:
+                index, top = self._place(conns, page)
+                timeline_top = self.timeline_top
+                notice = self._notice
+                if time.monotonic() >= self._notice_until:
+                    notice = ""
+            window = conns[top : top + page]
+            rows = [_row(conn, now, conn.uid in past) for conn in window]
+            chosen = conns[index] if conns else None
             timeline = _copy_connection(chosen) if chosen is not None else None
             header = self._header(active, now)
-        self._visible = [row.uid for row in rows]
-        selected_uid = chosen.uid if chosen is not None else None
-        return DashboardView(header, rows, selected_uid, timeline, self.hint)
+        caption = window_caption(top, len(window), len(conns))
+        if notice:
+            caption = f"{notice} · {caption}"
+        view = DashboardView(
+            header,
+            rows,
+            chosen.uid if chosen is not None else None,
+            timeline,
+            caption=caption,
+            footer=footer,
+            timeline_top=timeline_top,
+        )
+        self._last_view = view
+        return view
+
+    def _place(self, conns: list[Connection], page: int) -> tuple[int, int]:
+        """Return the selected row's index and the window's first row.
+
+        Called with the selection lock held. A selected connection that is
+        no longer among ``conns`` leaves a notice, and the newest is followed.
+        """
+        self._order = [conn.uid for conn in conns]
+        self._page = page
+        index = 0
+        if self.selected is not None:
+            if self.selected in self._order:
+                index = self._order.index(self.selected)
+            else:
+                self._notice = (
+                    f"#{self._selected_number} left the dashboard"
+                    " · following the newest"
+                )
+                self._notice_until = time.monotonic() + NOTICE_SECONDS
+                self.selected = None
+                self._offset = 0
+        top = window_start(index, self._offset, len(conns), page)
+        self._offset = index - top
+        if conns:
+            chosen = conns[index]
+            self._selected_number = chosen.number
+            if chosen.uid != self._timeline_uid:
+                self._timeline_uid = chosen.uid
+                self.timeline_top = None
+        return index, top
 
     def _header(self, active: list[Connection], now: float) -> "Header":
         """Copy the header's counters, with closed connections counted as finished.
@@ -265,40 +434,29 @@ class Dashboard:
         while lingering and lingering[0][0] + self.linger < now:
             lingering.popleft()
 
-    def _latest(
-        self, active: list[Connection], limit: int
-    ) -> tuple[list[Connection], set[str]]:
-        """Return up to ``limit`` connections to show, and the uids of past ones.
+    def _ordered(self, active: list[Connection]) -> tuple[list[Connection], set[str]]:
+        """Return every connection the table has a row for, and the uids of past ones.
 
         Open and lingering connections come first, the most recently active
-        first. Rows left over go to the connections that finished before the
-        linger time, newest first.
+        first. The connections that finished before the linger time follow,
+        newest first.
         """
         finished = sorted(
             (conn for _, conn in self._lingering),
             key=lambda conn: conn.last_time,
             reverse=True,
         )
-        merged = heapq.merge(
-            reversed(active), finished, key=lambda conn: conn.last_time, reverse=True
+        shown = list(
+            heapq.merge(
+                reversed(active),
+                finished,
+                key=lambda conn: conn.last_time,
+                reverse=True,
+            )
         )
-        shown = list(itertools.islice(merged, limit))
         lingering = {conn.uid for conn in finished}
-        past: list[Connection] = []
-        for conn in reversed(self.kept):
-            if len(shown) + len(past) >= limit:
-                break
-            if conn.uid not in lingering:
-                past.append(conn)
+        past = [conn for conn in reversed(self.kept) if conn.uid not in lingering]
         return shown + past, {conn.uid for conn in past}
-
-    def _chosen(self, conns: list[Connection]) -> Connection | None:
-        if self.selected is not None:
-            for conn in conns:
-                if conn.uid == self.selected:
-                    return conn
-            self.selected = None
-        return conns[0] if conns else None
 
     def _rate(self) -> float | None:
         """Return packets per second over the last couple of seconds."""

@@ -19,11 +19,46 @@ from tcpwatch.units import format_seconds
 
 WIDE_FROM = 140
 """From this many columns the timeline goes beside the table, not below it."""
-KEY_HINT = "↑/↓ j/k select · Esc follow newest · q quit"
+KEY_HINT = "↑/↓ j/k select · [/] timeline · Esc follow newest · ? keys · q quit"
 """The footer of a live dashboard: the keys ``KeyReader`` handles."""
+KEY_HELP = (
+    "↑/↓ or j/k: select the row above or below",
+    "PgUp/PgDn: a page up or down",
+    "Home/End or g/G: the first or last row",
+    "[/] or Shift+↑/↓: scroll the timeline",
+    "Esc: follow the newest connection",
+    "?/h: hide these keys",
+    "q: quit",
+)
+"""Every key of a live dashboard, shown in the footer after ? or h."""
 
 HEADER_LINES = 3
 FOOTER_LINES = 1
+
+
+def footer_lines(hint: str, show_help: bool, width: int) -> list[str]:
+    """Return the footer: ``hint``, or with ``show_help`` every key, wrapped."""
+    if not show_help:
+        return [hint]
+    lines: list[str] = []
+    for entry in KEY_HELP:
+        if lines and len(lines[-1]) + len(" · ") + len(entry) <= width:
+            lines[-1] += " · " + entry
+        else:
+            lines.append(entry)
+    return lines
+
+
+def table_height(width: int, height: int, footer: int = FOOTER_LINES) -> int:
+    """Return the lines the connection table gets on a ``width`` × ``height`` screen.
+
+    From ``WIDE_FROM`` columns the table has the whole height between the
+    header and the footer, and below that the upper half of it.
+    """
+    body = max(2, height - HEADER_LINES - footer)
+    if width >= WIDE_FROM:
+        return body
+    return max(4, body // 2)
 
 
 @dataclass
@@ -102,7 +137,12 @@ class Header:
 
 
 class DashboardView:
-    """One frame of the dashboard, drawn to fit the console's size."""
+    """One frame of the dashboard, drawn to fit the console's size.
+
+    ``caption`` ends the rule under the table's column names, ``footer`` is
+    the last lines, and ``timeline_top`` scrolls the timeline panel (see
+    ``TimelinePanel``).
+    """
 
     def __init__(
         self,
@@ -111,12 +151,18 @@ class DashboardView:
         selected: str | None,
         timeline: Connection | None,
         hint: str = KEY_HINT,
+        *,
+        caption: str = "",
+        footer: list[str] | None = None,
+        timeline_top: int | None = None,
     ) -> None:
         self.header = header
         self.rows = rows
         self.selected = selected
         self.timeline = timeline
-        self.hint = hint
+        self.footer = footer if footer is not None else [hint]
+        self.table = RowTable(rows, selected, caption)
+        self.panel = TimelinePanel(timeline, timeline_top)
 
     def __rich_console__(
         self, console: Console, options: ConsoleOptions
@@ -124,7 +170,7 @@ class DashboardView:
         width = options.max_width
         height = options.height or console.size.height
         footer = Text(
-            printable(self.hint),
+            "\n".join(printable(line) for line in self.footer),
             style="dim",
             no_wrap=True,
             overflow="ellipsis",
@@ -134,19 +180,17 @@ class DashboardView:
         layout.split_column(
             Layout(self.header.render(), name="header", size=HEADER_LINES),
             Layout(name="body"),
-            Layout(footer, name="footer", size=FOOTER_LINES),
+            Layout(footer, name="footer", size=len(self.footer)),
         )
-        table = RowTable(self.rows, self.selected)
-        panel = TimelinePanel(self.timeline)
         if width >= WIDE_FROM:
             layout["body"].split_row(
-                Layout(table, name="table", ratio=3),
-                Layout(panel, name="timeline", ratio=2, minimum_size=60),
+                Layout(self.table, name="table", ratio=3),
+                Layout(self.panel, name="timeline", ratio=2, minimum_size=60),
             )
         else:
-            body = max(2, height - HEADER_LINES - FOOTER_LINES)
+            size = table_height(width, height, len(self.footer))
             layout["body"].split_column(
-                Layout(table, name="table", size=max(4, body // 2)),
-                Layout(panel, name="timeline"),
+                Layout(self.table, name="table", size=size),
+                Layout(self.panel, name="timeline"),
             )
         yield from layout.__rich_console__(console, options.update(height=height))
