@@ -762,17 +762,23 @@ def test_live_warns_while_kernel_drops() -> None:
 
 
 def test_live_max_connections_reports_evictions() -> None:
-    own = Loopback()  # nothing listens on its port: each attempt is refused
+    own = Loopback()
     capture = Capture(
         ["lo", "-f", own.filter, "--format", "json", "--max-connections", "2"]
     )
     capture.wait_listening()
-    for _ in range(4):
-        with pytest.raises(ConnectionRefusedError):
-            own.connect(timeout=5)
-    time.sleep(0.3)
-    records = json_records(capture.stop())
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((own.address, own.port))
+        server.listen()
+        # Four connections stay open, so the third and the fourth each evict
+        # one. Refused or closed ones would leave the table without counting.
+        clients = [own.connect(timeout=5) for _ in range(4)]
+        time.sleep(0.3)
+        records = json_records(capture.stop())
+        for client in clients:
+            client.close()
     assert capture.process.returncode == 0, capture.stderr
     reasons = sorted(record["end_reason"] for record in records)
-    assert reasons == ["closed", "closed", "evicted", "evicted"]
+    assert reasons == ["evicted", "evicted", "open", "open"]
     assert "2 connections evicted at the --max-connections limit" in capture.stderr

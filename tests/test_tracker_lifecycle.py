@@ -696,3 +696,103 @@ def test_tracker_sweep_interval_follows_close_delay():
 
     assert finished_by[4] == []
     assert [40000] in (finished_by[5], finished_by[6])
+
+
+def closed_exchange(client_port: int, at: float) -> Conversation:
+    """Handshake, request, response and both FINs, starting at ``at``."""
+    talk = Conversation(client_port=client_port)
+    talk.client(SYN, at=at)
+    talk.server(SYN | ACK)
+    talk.client(ACK)
+    talk.client(PSH | ACK, 100)
+    talk.server(PSH | ACK, 200)
+    talk.client(FIN | ACK)
+    talk.server(FIN | ACK)
+    talk.client(ACK)
+    return talk
+
+
+def test_tracker_full_table_finishes_closed_connection_first():
+    tracker = FlowTracker(max_connections=2)
+    still_open = Conversation(client_port=40001)
+    still_open.client(SYN, at=1.0)
+    still_open.server(SYN | ACK)
+    still_open.client(ACK)
+    closed = closed_exchange(40002, at=2.0)
+    third = Conversation(client_port=40003)
+    third.client(SYN, at=3.0)
+    for segment in still_open.segments + closed.segments + third.segments:
+        tracker.process(segment)
+
+    finished = tracker.pop_finished()
+
+    assert [conn.orig_p for conn in finished] == [40002]
+    assert finished[0].end_reason == "closed"
+    assert tracker.evicted == 0
+    assert sorted(conn.orig_p for conn in tracker.active()) == [40001, 40003]
+
+
+def test_tracker_full_table_closed_connections_not_evicted():
+    clean = closed_exchange(40001, at=1.0)
+    refused = Conversation(client_port=40002)
+    refused.client(SYN, at=2.0)
+    refused.server(RST | ACK, seq=0)
+    reset = Conversation(client_port=40003)
+    reset.client(SYN, at=3.0)
+    reset.server(SYN | ACK)
+    reset.client(ACK)
+    reset.client(PSH | ACK, 5)
+    reset.server(RST | ACK)
+    last = Conversation(client_port=40004)
+    last.client(SYN, at=4.0)
+    tracker = FlowTracker(max_connections=1)
+    segments = clean.segments + refused.segments + reset.segments + last.segments
+    for segment in segments:
+        tracker.process(segment)
+
+    finished = tracker.flush()
+    records = [build_record(conn) for conn in finished]
+
+    assert tracker.evicted == 0
+    assert [record["end_reason"] for record in records] == ["closed"] * 3 + ["open"]
+    assert [record["conn_state"] for record in records] == ["SF", "REJ", "RSTR", "S0"]
+    assert records[0]["verdict"].startswith("closed cleanly")
+    assert records[1]["verdict"].startswith("server refused")
+    assert records[2]["verdict"].startswith("reset by the server")
+
+
+def test_tracker_full_table_fin_then_rst_is_closed():
+    # The FIN closes the client's side first, so the later RST does not
+    # start a close delay: the connection leaves the table from its front.
+    talk = Conversation(client_port=40001)
+    talk.handshake()
+    talk.client(FIN | ACK)
+    talk.client(RST | ACK)
+    late = Conversation(client_port=40002)
+    late.client(SYN, at=1.0)
+    tracker = FlowTracker(max_connections=1)
+    for segment in talk.segments + late.segments:
+        tracker.process(segment)
+
+    finished = tracker.pop_finished()
+
+    assert [conn.orig_p for conn in finished] == [40001]
+    assert finished[0].end_reason == "closed"
+    assert tracker.evicted == 0
+
+
+def test_tracker_full_table_evicts_open_after_closed():
+    tracker = FlowTracker(max_connections=2)
+    still_open = Conversation(client_port=40001)
+    still_open.client(SYN, at=1.0)
+    closed = closed_exchange(40002, at=2.0)
+    for segment in still_open.segments + closed.segments:
+        tracker.process(segment)
+    for port in (40003, 40004):
+        tracker.process(Conversation(client_port=port).client(SYN, at=3.0))
+
+    finished = tracker.pop_finished()
+
+    assert [conn.orig_p for conn in finished] == [40002, 40001]
+    assert [conn.end_reason for conn in finished] == ["closed", "evicted"]
+    assert tracker.evicted == 1

@@ -1,4 +1,4 @@
-"""Idle timeouts on real kernel TCP traffic.
+"""Idle timeouts and a full connection table on real kernel TCP traffic.
 
 Each test records its own loopback exchange with tcpdump, filtered on a
 127.x.y.z address of its own, and reads the file back.
@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -94,11 +95,64 @@ def ping_with_pauses() -> Callable[[], None]:
     return lambda: None
 
 
+def open_clean_refused_reset() -> Callable[[], None]:
+    """An open connection, then a clean, a refused and a reset one, in turn."""
+    server = listener()
+    open_accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        for _ in range(3):
+            conn, _ = server.accept()
+            request = conn.recv(100)
+            if request == b"hold":
+                open_accepted.append(conn)
+                conn.sendall(request)
+            elif request == b"reset":
+                # SO_LINGER with a zero timeout makes close() send a RST.
+                linger = struct.pack("ii", 1, 0)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                conn.close()
+            else:
+                conn.sendall(request)
+                conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    address = server.getsockname()
+    open_client = socket.create_connection(address, timeout=10)
+    open_client.sendall(b"hold")
+    assert open_client.recv(100) == b"hold"
+    with socket.create_connection(address, timeout=10) as clean:
+        clean.sendall(b"hello")
+        assert clean.recv(100) == b"hello"
+    time.sleep(0.05)
+    closed = listener()
+    closed_address = closed.getsockname()
+    closed.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(closed_address, timeout=10)
+    with socket.create_connection(address, timeout=10) as reset:
+        reset.sendall(b"reset")
+        with pytest.raises(ConnectionResetError):
+            reset.recv(100)
+    thread.join(timeout=10)
+
+    def release() -> None:
+        # The first connection is still open when the capture stops.
+        open_client.close()
+        for conn in open_accepted:
+            conn.close()
+        server.close()
+
+    return release
+
+
 @pytest.fixture(scope="module")
 def captures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     directory = tmp_path_factory.mktemp("loopback")
-    paths = {"pauses": directory / "pauses.pcap"}
+    paths = {"pauses": directory / "pauses.pcap", "table": directory / "table.pcap"}
     record(paths["pauses"], ping_with_pauses)
+    record(paths["table"], open_clean_refused_reset)
     yield paths
 
 
@@ -140,3 +194,27 @@ def test_tracker_loopback_short_idle_timeout(captures: dict[str, Path]):
     assert records[-1]["teardown"] == "fin"
     assert [record["orig_bytes"] for record in records] == [6] * PINGS
     assert [record["resp_bytes"] for record in records] == [6] * PINGS
+
+
+def test_tracker_loopback_full_table(captures: dict[str, Path]):
+    records, summary = read_json(captures["table"], "--max-connections", "1")
+
+    states = [record["conn_state"] for record in records]
+    reasons = [record["end_reason"] for record in records]
+    assert states[:4] == ["S1", "SF", "REJ", "RSTR"]
+    assert reasons[:4] == ["evicted", "closed", "closed", "closed"]
+    assert records[0]["verdict"] == (
+        "still open after 8 B; tracking stopped early: the connection table "
+        "was full (--max-connections)"
+    )
+    assert records[1]["verdict"].startswith("closed cleanly")
+    assert records[2]["verdict"].startswith("server refused")
+    assert records[3]["verdict"].startswith("reset by the server")
+    assert "; 1 connection evicted at the --max-connections limit" in summary
+
+
+def test_tracker_loopback_table_without_limit(captures: dict[str, Path]):
+    records, summary = read_json(captures["table"])
+
+    assert [record["end_reason"] for record in records] == ["open"] + ["closed"] * 3
+    assert "evicted" not in summary

@@ -71,3 +71,66 @@ def test_verdict_synack_never_acknowledged_stays() -> None:
     assert record["verdict"] == (
         "handshake did not complete: the SYN-ACK was never acknowledged"
     )
+
+
+def evicted(segments: list) -> tuple[dict, str]:
+    """Track ``segments`` with room for one connection, then start another.
+
+    The new one comes within the close delay of the first, so the first has
+    not left the table on its own yet. Return the first's record and its
+    Japanese verdict.
+    """
+    tracker = FlowTracker(max_connections=1)
+    for segment in segments:
+        tracker.process(segment)
+    tracker.process(Conversation(client_port=40001).client(SYN, at=1.0))
+    [conn] = tracker.pop_finished()
+    record = build_record(conn)
+    return record, build_verdict(conn, record, catalogue("ja"))
+
+
+def test_verdict_evicted_open_connection() -> None:
+    talk = Conversation()
+    talk.handshake()
+    talk.client(PSH | ACK, 100)
+    record, japanese = evicted(talk.segments)
+    assert record["end_reason"] == "evicted"
+    assert record["verdict"] == (
+        "still open after 100 B; tracking stopped early: the connection table "
+        "was full (--max-connections)"
+    )
+    assert japanese == (
+        "100 Bをやり取りした時点でまだ開いていました。接続テーブルが満杯になった"
+        "ため（--max-connections）、追跡を途中で止めました"
+    )
+
+
+def test_verdict_evicted_half_open_connection() -> None:
+    talk = Conversation()
+    talk.client(SYN)
+    record, japanese = evicted(talk.segments)
+    assert record["end_reason"] == "evicted"
+    assert record["verdict"] == (
+        "no answer to the SYN; tracking stopped early: the connection table "
+        "was full (--max-connections)"
+    )
+    assert japanese.startswith("SYN に応答がありません。")
+    assert japanese.endswith("追跡を途中で止めました")
+
+
+def test_verdict_evicted_half_closed_connection() -> None:
+    talk = Conversation()
+    talk.handshake()
+    talk.client(FIN | ACK)
+    record, _ = evicted(talk.segments)
+    sentence = record["verdict"]
+    assert record["end_reason"] == "evicted"
+    assert sentence.startswith("half-closed: the client sent FIN")
+    assert "; tracking stopped early: the connection table was full" in sentence
+
+
+def test_verdict_closed_connection_not_evicted() -> None:
+    record, japanese = evicted(exchange().segments)
+    assert record["end_reason"] == "closed"
+    assert record["verdict"] == "closed cleanly by the client after 2.1 kB"
+    assert "追跡" not in japanese

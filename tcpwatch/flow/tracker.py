@@ -37,8 +37,10 @@ A connection is finished when:
 - a new SYN on the same 4-tuple opens a new incarnation (port reuse);
 - nothing is seen on it for more than ``idle_timeout`` seconds of capture
   time;
-- the table holds ``max_connections`` connections and a new one starts: the
-  least recently active connection is evicted (``end_reason`` "evicted");
+- the table holds ``max_connections`` connections and a new one starts: a
+  connection that has closed and waits out its close delay is finished
+  first, and only when none waits is the least recently active connection
+  evicted (``end_reason`` "evicted");
 - the capture ends (``flush``).
 
 The connection table is one ordered dict, keyed by the 4-tuple with the
@@ -242,7 +244,7 @@ class FlowTracker:
 
     def _open(self, seg: Segment, key: Key) -> Connection:
         if self.max_connections and len(self._table) >= self.max_connections:
-            self._evict()
+            self._make_room()
         self.connections += 1
         conn = Connection(
             self.connections, seg.src, seg.sport, seg.dst, seg.dport, seg.ts
@@ -262,14 +264,32 @@ class FlowTracker:
         self._table[key] = conn
         return conn
 
-    def _evict(self) -> None:
-        """Finish the least recently active connection to make room for one."""
+    def _make_room(self) -> None:
+        """Finish one connection so that a new one fits in the table.
+
+        A connection that has closed and only waits out its close delay
+        loses nothing but late packets, so the one that closed first goes
+        with ``end_reason`` "closed". Only when none waits is the least
+        recently active connection evicted, and counted in ``evicted``.
+        """
+        closing = self._closing
+        while closing:
+            conn = closing.popleft()
+            if not conn.finished:
+                self._finish(conn, "closed")
+                return
         table = self._table
-        if table:
-            conn = next(iter(table.values()))
-            self.evicted += 1
-            logger.debug("conn.evicted uid=%s", conn.uid)
-            self._finish(conn, "evicted")
+        if not table:
+            return
+        conn = next(iter(table.values()))
+        if conn.both_done():
+            # Closed without a close delay: a FIN and then a RST from the
+            # same side, for example.
+            self._finish(conn, "closed")
+            return
+        self.evicted += 1
+        logger.debug("conn.evicted uid=%s", conn.uid)
+        self._finish(conn, "evicted")
 
     def _is_reuse(self, conn: Connection, seg: Segment) -> bool:
         """Return whether a SYN on a known 4-tuple opens a new connection.

@@ -14,6 +14,9 @@ from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.zeek import LIKELY_SERVER_PORTS
 from tcpwatch.units import format_bytes, format_seconds
 
+TABLE_FULL = "tracking stopped early: the connection table was full (--max-connections)"
+"""Verdict detail for a connection evicted while still open or half-open."""
+
 
 def verdict(conn: Connection, record: dict[str, Any]) -> str:
     """Return a sentence a person can act on, e.g. "server refused: ..."."""
@@ -28,6 +31,8 @@ def verdict(conn: Connection, record: dict[str, Any]) -> str:
     details = _details(record)
     if bad:
         details.insert(0, f"{_count(bad, 'segment')} with bad checksums dropped")
+    if record["end_reason"] == "evicted":
+        details.insert(0, TABLE_FULL)
     if details:
         return f"{outcome}; {', '.join(details)}"
     return outcome
@@ -142,6 +147,8 @@ def _ending(conn: Connection, record: dict[str, Any]) -> str:
         return f"half-closed: the {side} sent FIN, the {other} never closed ({size})"
     if teardown == "idle_timeout":
         return f"idle too long: tracking stopped after {size}, it may still be open"
+    if record["end_reason"] == "evicted":
+        return f"still open after {size}"
     return f"still open at the end of the capture after {size}"
 
 

@@ -315,6 +315,11 @@ MESSAGES: dict[str, str] = {
     ),
     "verdict.idle_timeout": "idle too long: tracking stopped after {size}",
     "verdict.open": "still open at the end of the capture after {size}",
+    "verdict.open_evicted": "still open after {size}",
+    "verdict.evicted": (
+        "{sentence}; tracking stopped early: the connection table was full "
+        "(--max-connections)"
+    ),
     # -- demo and replay ---------------------------------------------------
     "demo.live": (
         "Real packets: a TCP server and client on this machine's loopback "

@@ -317,6 +317,11 @@ MESSAGES: dict[str, str] = {
     ),
     "verdict.idle_timeout": "無通信が長すぎるため、{size}の後に追跡を止めました",
     "verdict.open": "キャプチャ終了時点でまだ開いています（{size}をやり取り）",
+    "verdict.open_evicted": "{size}をやり取りした時点でまだ開いていました",
+    "verdict.evicted": (
+        "{sentence}。接続テーブルが満杯になったため（--max-connections）、"
+        "追跡を途中で止めました"
+    ),
     # -- demo and replay ---------------------------------------------------
     "demo.live": (
         "実際のパケット: このマシンのループバックインターフェース上の TCP サーバー"

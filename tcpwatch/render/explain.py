@@ -297,6 +297,13 @@ def verdict_text(conn: Connection, record: dict[str, Any], cat: Catalogue) -> st
 
 def build_verdict(conn: Connection, record: dict[str, Any], cat: Catalogue) -> str:
     """Build the verdict from the record's facts with the ``verdict.*`` messages."""
+    sentence = _outcome_sentence(conn, record, cat)
+    if record["end_reason"] == "evicted":
+        return cat.text("verdict.evicted", sentence=sentence)
+    return sentence
+
+
+def _outcome_sentence(conn: Connection, record: dict[str, Any], cat: Catalogue) -> str:
     text = cat.text
     handshake = record["handshake"]
     client, server = cat.text("role.client"), cat.text("role.server")
@@ -373,4 +380,6 @@ def _teardown_sentence(
         return text("verdict.half_closed", side=side, peer=peer, size=size)
     if teardown == "idle_timeout":
         return text("verdict.idle_timeout", size=size)
+    if record["end_reason"] == "evicted":
+        return text("verdict.open_evicted", size=size)
     return text("verdict.open", size=size)
