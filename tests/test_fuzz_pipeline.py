@@ -177,7 +177,7 @@ def check_cli_read(path: Path, frames: int) -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     summary = done.stderr.splitlines()[-1]
-    assert f"{frames:,} frames" in summary
+    assert f"{frames:,} {'frame' if frames == 1 else 'frames'}:" in summary
     noun = "connection" if len(records) == 1 else "connections"
     assert summary.startswith(f"{len(records):,} {noun};")
 
