@@ -136,9 +136,10 @@ MaxConnectionsOption = Annotated[
     typer.Option(
         "--max-connections",
         min=0,
-        help="Connections tracked at once; a new one beyond this finishes the "
-        "least recently active with end_reason evicted. About 2 KB each when "
-        "half-open. 0 means no limit.",
+        help="Connections tracked at once. A new one beyond this first finishes "
+        "a connection that has already closed; with none, it evicts the least "
+        "recently active (end_reason evicted, counted in the summary). About "
+        "2 KB each when half-open. 0 means no limit.",
     ),
 ]
 BufferOption = Annotated[
