@@ -1114,3 +1114,35 @@ def test_dashboard_in_tmux_reaches_every_connection(size: tuple[int, int]) -> No
         assert "packets captured" in screen
     finally:
         tmux.close()
+
+
+def test_dashboard_selection_follows_connection_to_past() -> None:
+    dashboard, clock, console = make_dashboard(count=10, closed_every=1000)
+    dashboard.view()
+    dashboard.move_selection(3)
+    assert selected_number(dashboard) == 7
+    talk = Conversation(client_port=40006)
+    talk.handshake()
+    talk.client(PSH | ACK, 100)
+    talk.server(ACK)
+    talk.server(PSH | ACK, 3000)
+    talk.client(FIN | ACK)
+    talk.server(FIN | ACK)
+    talk.client(ACK)
+    for segment in talk.segments[-3:]:
+        dashboard.tracker.process(segment._replace(ts=clock.now))
+    # Closed, it is the most recently active row: the first one.
+    assert selected_number(dashboard) == 7
+    assert "rows 1-8 of 10" in caption_line(dashboard, console)
+    clock.now += 2
+    dashboard.tracker.expire(clock.now)
+    dashboard.feed._deliver(dashboard.tracker.pop_finished())
+    assert selected_number(dashboard) == 7
+    # Past the linger time it goes below the open rows, and the window follows.
+    clock.now += dashboard.linger + 1
+    view = dashboard.view()
+    assert view.selected == dashboard.selected
+    # #1 finished long before, so it follows #7 among the past rows.
+    assert [row.number for row in view.rows][-2:] == [7, 1]
+    assert view.rows[-2].past
+    assert "rows 3-10 of 10" in caption_line(dashboard, console)

@@ -410,3 +410,23 @@ def test_replay_help_lists_keys():
     assert "j/k" in result.output
     assert "Esc" in result.output
     assert "Space" in result.output
+
+
+@needs_tmux
+def test_replay_timeline_scrolls_in_terminal(zero_window_capture: Path):
+    terminal = Terminal(
+        tcpwatch_command("replay", str(zero_window_capture), "--speed", "0.1"),
+        width=80,
+        height=24,
+    )
+    try:
+        terminal.wait_for("lines above · [ scrolls up")
+        terminal.keys("[")
+        screen = terminal.wait_for("lines below · ] scrolls down")
+        assert "originator 192.0.2.10:51514" in screen
+        terminal.keys("?")
+        terminal.wait_for("[/] or Shift+↑/↓: scroll the timeline")
+        terminal.keys("q")
+        terminal.wait_for("replay stopped after")
+    finally:
+        terminal.close()

@@ -175,17 +175,20 @@ class Dashboard:
         self.selected: str | None = None
         """uid of the selected connection; None follows the most recent one."""
         self.timeline_top: int | None = None
-        """First line of the timeline's window; None shows the newest lines."""
+        """First line of the timeline's window, or None for the newest lines."""
         self.show_help = False
-        """The footer lists every key instead of ``hint``."""
+        """Whether the footer lists every key instead of ``hint``."""
         self._lingering: deque[tuple[float, Connection]] = deque()
         self._rates: deque[tuple[float, int]] = deque()
         # The key thread moves the selection and the main thread places the
-        # table's window. This lock guards the fields below and the three
-        # above. When both locks are needed, the feed's lock comes first.
+        # table's window. This lock guards the fields below, ``selected`` and
+        # ``timeline_top``. When both locks are needed, the feed's lock comes
+        # first.
         self._selection_lock = threading.Lock()
-        self._order: list[str] = []
-        """Every row's uid in table order, as of the last frame."""
+        self._order: list[Connection] = []
+        """Every row's connection in table order, as of the last frame."""
+        self._selected_conn: Connection | None = None
+        """The connection whose uid is ``selected``, found in ``_order`` by identity."""
         self._offset = 0
         """The selected row's place in the window: 0 is the window's top row."""
         self._page = 1
@@ -274,6 +277,7 @@ class Dashboard:
         """Select the most recently active connection at each refresh."""
         with self._selection_lock:
             self.selected = None
+            self._selected_conn = None
             self._offset = 0
             self.timeline_top = None
             self._notice = ""
@@ -302,16 +306,16 @@ class Dashboard:
         """Return the selected row's index in the last frame, None for no rows."""
         if not self._order:
             return None
-        if self.selected in self._order:
-            return self._order.index(self.selected)
-        # When following, the followed row is the first one.
-        return 0
+        index = _index_of(self._order, self._selected_conn)
+        # When following, or when the selection is gone, use the first row.
+        return 0 if index is None else index
 
     def _select(self, index: int) -> None:
-        uid = self._order[index]
-        if uid != self.selected:
+        conn = self._order[index]
+        if conn.uid != self.selected:
             self.timeline_top = None
-        self.selected = uid
+        self.selected = conn.uid
+        self._selected_conn = conn
         self._notice = ""
 
     # -- feed callback (called with the lock held) --------------------------
@@ -376,12 +380,13 @@ class Dashboard:
         Called with the selection lock held. A selected connection that is
         no longer among ``conns`` leaves a notice, and the newest is followed.
         """
-        self._order = [conn.uid for conn in conns]
+        self._order = conns
         self._page = page
         index = 0
         if self.selected is not None:
-            if self.selected in self._order:
-                index = self._order.index(self.selected)
+            found = _index_of(conns, self._selected_conn)
+            if found is not None:
+                index = found
             else:
                 self._notice = (
                     f"#{self._selected_number} left the dashboard"
@@ -389,6 +394,7 @@ class Dashboard:
                 )
                 self._notice_until = time.monotonic() + NOTICE_SECONDS
                 self.selected = None
+                self._selected_conn = None
                 self._offset = 0
         top = window_start(index, self._offset, len(conns), page)
         self._offset = index - top
@@ -446,14 +452,14 @@ class Dashboard:
             key=lambda conn: conn.last_time,
             reverse=True,
         )
-        shown = list(
-            heapq.merge(
-                reversed(active),
-                finished,
-                key=lambda conn: conn.last_time,
-                reverse=True,
+        # The tracker's order is by last activity, so without lingering
+        # connections the reversed list is already in order.
+        shown = active[::-1]
+        if finished:
+            merged = heapq.merge(
+                shown, finished, key=lambda conn: conn.last_time, reverse=True
             )
-        )
+            shown = list(merged)
         lingering = {conn.uid for conn in finished}
         past = [conn for conn in reversed(self.kept) if conn.uid not in lingering]
         return shown + past, {conn.uid for conn in past}
@@ -469,6 +475,20 @@ class Dashboard:
         if now - first_time < 0.2:
             return None
         return (self.status.packets - first_packets) / (now - first_time)
+
+
+def _index_of(conns: list[Connection], conn: Connection | None) -> int | None:
+    """Return the index of ``conn`` itself in ``conns``, None if it is not there.
+
+    The tracker hands the same object from open to finished, so identity
+    finds a connection, and ``list.index`` compares identity first, in C.
+    """
+    if conn is None:
+        return None
+    try:
+        return conns.index(conn)
+    except ValueError:
+        return None
 
 
 # -- copies taken under the lock -------------------------------------------------
