@@ -256,24 +256,24 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 class Tmux:
-    """A detached tmux session running one command, read with capture-pane."""
+    """A detached tmux session running one command, read with capture-pane.
+
+    Each session has a tmux server of its own (``-L``), so that it never
+    meets a server that another test's last session is shutting down.
+    """
 
     def __init__(self, command: str, width: int, height: int) -> None:
-        self.name = f"tcpwatch-dash-{os.getpid()}-{width}"
+        self.name = f"tcpwatch-dash-{os.getpid()}-{width}-{random.getrandbits(32):08x}"
+        self.tmux = ["tmux", "-L", self.name]
         size = ["-x", str(width), "-y", str(height)]
-        arguments = ["tmux", "new-session", "-d", "-s", self.name, *size, command]
-        # A tmux server whose last session was just killed can still be
-        # shutting down, and then refuses new sessions for a moment.
-        for _ in range(20):
-            result = subprocess.run(arguments, capture_output=True, text=True)
-            if result.returncode == 0:
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"tmux new-session failed: {result.stderr}")
+        subprocess.run(
+            [*self.tmux, "new-session", "-d", "-s", self.name, *size, command],
+            check=True,
+        )
 
     def screen(self) -> str:
         result = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
+            [*self.tmux, "capture-pane", "-p", "-t", self.name],
             capture_output=True,
             text=True,
         )
@@ -290,10 +290,13 @@ class Tmux:
         raise AssertionError(f"{text!r} not on screen:\n{self.screen()}")
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        # tmux 3.3 leaves the socket file behind after kill-server.
+        sockets = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (sockets / self.name).unlink(missing_ok=True)
 
 
 def hold_connections(
@@ -1075,13 +1078,13 @@ def test_dashboard_in_tmux_reaches_every_connection(size: tuple[int, int]) -> No
 
             # Growing the terminal and shrinking it back keeps the selection.
             subprocess.run(
-                ["tmux", "resize-window", "-t", tmux.name, "-x", "200", "-y", "50"],
+                [*tmux.tmux, "resize-window", "-t", tmux.name, "-x", "200", "-y", "50"],
                 check=True,
             )
             screen = tmux.wait_for("rows 1-30 of 30")
             assert f"╭─ #1 {address}:" in screen
             subprocess.run(
-                ["tmux", "resize-window", "-t", tmux.name, "-x", "80", "-y", "24"],
+                [*tmux.tmux, "resize-window", "-t", tmux.name, "-x", "80", "-y", "24"],
                 check=True,
             )
             screen = tmux.wait_for("rows 23-30 of 30")

@@ -5,6 +5,7 @@ dashboard tests drive the real terminal through tmux.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -252,13 +253,18 @@ needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 
 
 class Terminal:
-    """A tmux session running one command, read with capture-pane."""
+    """A tmux session running one command, read with capture-pane.
+
+    Each terminal has a tmux server of its own (``-L``): sessions on the
+    default server race with its shutdown when the previous test's last
+    session has just ended ("server exited unexpectedly").
+    """
 
     def __init__(self, command: str, width: int = 120, height: int = 36) -> None:
         self.name = f"tcpwatch-test-{uuid.uuid4().hex[:8]}"
         subprocess.run(
             [
-                "tmux",
+                *self.tmux,
                 "new-session",
                 "-d",
                 "-s",
@@ -274,7 +280,7 @@ class Terminal:
 
     def screen(self) -> str:
         done = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
+            [*self.tmux, "capture-pane", "-p", "-t", self.name],
             capture_output=True,
             text=True,
             check=True,
@@ -291,10 +297,17 @@ class Terminal:
         raise AssertionError(f"{text!r} never appeared; screen:\n{self.screen()}")
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
+
+    @property
+    def tmux(self) -> list[str]:
+        return ["tmux", "-L", self.name]
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
+        subprocess.run([*self.tmux, "kill-server"], check=False)
+        # tmux 3.3 leaves the socket file behind after kill-server.
+        sockets = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (sockets / self.name).unlink(missing_ok=True)
 
 
 @pytest.fixture
