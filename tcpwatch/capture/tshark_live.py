@@ -25,6 +25,7 @@ from tcpwatch.capture.tshark_packets import (
     PREFERENCES,
     SegmentConverter,
     close_quietly,
+    new_event_loop,
     tshark_error_line,
     write_all,
 )
@@ -158,6 +159,11 @@ class TsharkLiveSource:
             thread.join(timeout=10)
         if self._dumpcap is not None:
             self._dumpcap.wait(timeout=10)
+            # The copying and stderr threads have ended, so nothing reads
+            # these pipes any more.
+            for pipe in (self._dumpcap.stdout, self._dumpcap.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def _start(self, count: int) -> int:
         """Start dumpcap and the copying thread; return the pipe tshark reads."""
@@ -230,12 +236,14 @@ class TsharkLiveSource:
         from pyshark.capture.pipe_capture import PipeCapture
 
         capture = None
+        loop = new_event_loop()
         try:
             capture = PipeCapture(
                 pipe=read_end,
                 use_json=True,
                 override_prefs=dict(PREFERENCES),
                 custom_parameters=JSON_PROTOCOLS,
+                eventloop=loop,
             )
             convert = self.converter.convert
             put = self._queue.put
@@ -245,7 +253,9 @@ class TsharkLiveSource:
             self._error = self._translate(error)
         finally:
             if capture is not None:
-                close_quietly(capture)
+                close_quietly(capture, loop)
+            else:
+                loop.close()
             self._queue.put(_END)
 
     def _next_batch(self) -> tuple[list[Segment | None], bool]:

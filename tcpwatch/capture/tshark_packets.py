@@ -203,13 +203,35 @@ def tshark_words(line: str | None) -> str:
     return line or "tshark ended with an error and printed no message"
 
 
-def close_quietly(capture: Any) -> None:
-    """Close a pyshark capture whose tshark may have ended with an error.
+def new_event_loop() -> Any:
+    """Return a new asyncio event loop for a pyshark capture in a thread.
+
+    pyshark 0.6 creates a loop of its own when given none and never closes
+    it. The loop's self-pipe reader refers back to the loop, so only the
+    garbage collector frees it, here at interpreter exit. When the collector
+    has finalized the self-pipe sockets first, the loop's ``__del__`` prints
+    "Exception ignored ... ValueError: Invalid file descriptor: -1". A loop
+    passed in and closed by ``close_quietly`` is never left to the collector.
+
+    NOTE: only for captures outside the main thread. In the main thread
+    pyshark also installs a ``SafeChildWatcher`` on its own loop. With the
+    default ``ThreadedChildWatcher`` and a loop passed in, pyshark's kill of
+    a tshark that has just exited races the watcher for the exit status, and
+    the watcher then reports exit status 255.
+    """
+    import asyncio
+
+    return asyncio.new_event_loop()
+
+
+def close_quietly(capture: Any, loop: Any = None) -> None:
+    """Close a pyshark capture, then ``loop``, the event loop it ran on, if given.
 
     pyshark's ``__del__`` closes a capture again while it still lists running
     processes, and a second close of a pipe capture fails on the closed pipe,
     printing a traceback at exit. Emptying the list after the first attempt
-    prevents that.
+    prevents that. The loop is closed last, because closing the capture runs
+    on it.
     """
     try:
         capture.close()
@@ -217,3 +239,6 @@ def close_quietly(capture: Any) -> None:
         logger.debug("tshark.close_failed error=%s", error)
     finally:
         capture._running_processes.clear()
+        if loop is not None and not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
