@@ -161,3 +161,42 @@ def test_report_grows_between_calls() -> None:
     assert second.attempts == 2
     assert [scan.distinct for scan in second.scans] == [2]
     assert "vertical scan: 198.51.100.4 probed 2 ports of 10.1.0.5" in render(second)
+
+
+def split_units(text: str) -> list[tuple[str, str]]:
+    """Return the line pairs that split a number from its unit."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    pairs = []
+    for line, following in zip(lines, lines[1:], strict=False):
+        unit = following.strip().split(" ")[0]
+        if line[-1:].isdigit() and unit in ("µs", "ms", "s", "B", "kB", "MB"):
+            pairs.append((line, following))
+    return pairs
+
+
+def test_report_keeps_number_with_unit() -> None:
+    report = make_report()
+    # At 80 columns the verdict "... SYN answered by RST after 100 µs" used to
+    # end a line with "100" and start the next with "µs".
+    for width in range(60, 140):
+        text = render(report, width)
+        assert split_units(text) == [], f"width {width}"
+        assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_report_unit_text_wraps_between_words() -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from tcpwatch.audit.report import UnitText
+
+    sentence = "answered after 14 µs, then 2.5 kB in 3.20 ms, 7 s later"
+    for width in range(12, 60):
+        stream = io.StringIO()
+        Console(file=stream, width=width, color_system=None).print(
+            UnitText(Text(sentence))
+        )
+        text = stream.getvalue()
+        assert split_units(text) == [], f"width {width}"
+        assert " ".join(text.split()) == sentence
+        assert "\ue000" not in text

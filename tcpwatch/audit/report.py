@@ -7,10 +7,12 @@ nor terminal escape sequences in it take effect.
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -42,6 +44,42 @@ _TOP = 5
 _INDENT = 2
 # Width from which example connections are a table rather than two lines each.
 _WIDE_EXAMPLES = 118
+
+
+# The space between a number and the unit that ``tcpwatch.units`` writes after it.
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:µs|ms|s|min|h|B|kB|MB|GB|TB)\b)")
+# Holds the place of a unit space while rich wraps. rich breaks lines at every
+# character that Python's ``str.isspace`` accepts, the no-break space U+00A0
+# too (rich 15.0), so the placeholder is a one-cell private-use character.
+_HELD_SPACE = "\ue000"
+
+
+class UnitText:
+    """A text that wraps like ``rich.text.Text`` but never between a number
+    and its unit, so that "after 14 µs" never ends a line with "14"."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def _with_held_spaces(self) -> Text:
+        text = self.text.copy()
+        text.plain = _UNIT_SPACE.sub(_HELD_SPACE, text.plain)
+        return text
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        lines = self._with_held_spaces().wrap(console, options.max_width)
+        text = Text("\n").join(lines)
+        text.plain = text.plain.replace(_HELD_SPACE, " ")
+        # Every line already fits, so rich has nothing left to wrap.
+        text.no_wrap = True
+        yield text
+
+    def __rich_measure__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Measurement:
+        return Measurement.get(console, options, self._with_held_spaces())
 
 
 def format_time(ts: float) -> str:
@@ -220,7 +258,7 @@ def _tally_text(tally: Tally) -> str:
     return ", ".join(parts)
 
 
-def _examples_lines(finding: Finding) -> Text:
+def _examples_lines(finding: Finding) -> UnitText:
     """Return the example connections, two lines each, for narrow screens."""
     text = Text()
     for example in finding.examples:
@@ -234,7 +272,7 @@ def _examples_lines(finding: Finding) -> Text:
         text.append(f"  {example['uid']}", style="dim")
         text.append(f"  {example['verdict']}\n")
     text.rstrip()
-    return text
+    return UnitText(text)
 
 
 def _examples_table(finding: Finding) -> Table:
@@ -255,7 +293,7 @@ def _examples_table(finding: Finding) -> Table:
             Text(endpoint_text(example["id.orig_h"], example["id.orig_p"])),
             Text(endpoint_text(example["id.resp_h"], example["id.resp_p"])),
             Text(handshake, style=HANDSHAKE_STYLES.get(handshake, "")),
-            Text(example["verdict"]),
+            UnitText(Text(example["verdict"])),
         )
     return table
 
@@ -300,10 +338,12 @@ def _scan_view(scan: Scan) -> RenderableType:
     head = Text(f"{scan.kind} scan: {scan.source} probed {what}", style="bold")
     span = format_seconds(scan.window_end - scan.window_start)
     parts: list[RenderableType] = [
-        Text(
-            f"{_count(scan.peak, noun)} within {span} from "
-            f"{format_time(scan.window_start)} UTC; {scan.rejected:,} refused, "
-            f"{scan.no_reply:,} unanswered"
+        UnitText(
+            Text(
+                f"{_count(scan.peak, noun)} within {span} from "
+                f"{format_time(scan.window_start)} UTC; {scan.rejected:,} refused, "
+                f"{scan.no_reply:,} unanswered"
+            )
         ),
         Text(f"probed: {_listing(scan.probed)}"),
     ]
@@ -324,7 +364,7 @@ def _flood_view(flood: Flood) -> RenderableType:
     more = "+" if flood.sources_capped else ""
     sources = ", ".join(f"{source} ({count:,})" for source, count in flood.top_sources)
     senders = Text(f"{flood.sources:,}{more} sources; most attempts from {sources}")
-    return Group(head, _indented(totals, senders))
+    return Group(head, _indented(UnitText(totals), senders))
 
 
 def _count(number: int, noun: str) -> str:
