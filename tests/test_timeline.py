@@ -8,6 +8,7 @@ tests/test_timeline.py`` and review the diff before committing it.
 import io
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection
 from tcpwatch.flow.tracker import FlowTracker
 from tcpwatch.render.timeline import FOLD_ABOVE, Timeline
+from tcpwatch.render.timeline_items import FOLD_EPISODE_GAP, FOLD_NOTABLE
 
 GOLDEN = Path(__file__).parent / "golden" / "timeline"
 UPDATE = os.environ.get("TCPWATCH_UPDATE_GOLDEN") == "1"
@@ -379,14 +381,203 @@ def test_timeline_fold_keeps_notable_segments():
     assert len([line for line in text.splitlines() if "segments over" in line]) == 2
 
 
+def marked(conn: Connection, mark: int, rows: Iterable[int]) -> Connection:
+    """Put ``mark`` on the segments at ``rows``, keeping their other marks."""
+    assert conn.segments is not None
+    for row in rows:
+        view = conn.segments[row]
+        conn.segments[row] = view._replace(marks=view.marks | mark)
+    return conn
+
+
+def shown_rows(timeline: Timeline) -> list[int]:
+    """Return the row numbers of the segments that get their own arrow."""
+    segments = timeline.conn.segments or []
+    rows = {id(view): row for row, view in enumerate(segments)}
+    return [rows[id(view)] for kind, view in timeline.steps() if kind == "segment"]
+
+
+def fold_summaries(timeline: Timeline) -> list[str]:
+    return [str(value) for kind, value in timeline.steps() if kind == "fold"]
+
+
 def test_timeline_fold_counts_hidden_marks():
+    conn = marked(tracked(bulk(60)), analysis.DUP_ACK, range(20, 34))
+    text = render(Timeline(conn), 160)
+    # Two of the 14 are shown, and the fold after them counts the rest.
+    assert "12 duplicate ACKs" in text
+    assert len([line for line in text.splitlines() if "[duplicate ACK]" in line]) == 2
+
+
+def test_timeline_fold_keeps_first_marked_and_one_before():
+    conn = marked(tracked(bulk(60)), analysis.DUP_ACK, range(20, 34))
+    rows = shown_rows(Timeline(conn))
+    assert 19 in rows
+    assert 20 in rows
+    assert 21 in rows
+    assert 22 not in rows
+    assert 33 not in rows
+
+
+def test_timeline_fold_keeps_each_mark_kind():
+    conn = tracked(bulk(60))
+    marked(conn, analysis.DUP_ACK, range(20, 34))
+    marked(conn, analysis.WINDOW_FULL, range(27, 40))
+    rows = shown_rows(Timeline(conn))
+    assert {19, 20, 21} <= set(rows)
+    assert {26, 27, 28} <= set(rows)
+    assert 29 not in rows
+    assert 39 not in rows
+
+
+def test_timeline_fold_keeps_each_episode():
+    conn = tracked(bulk(60))
+    marked(conn, analysis.RETRANSMISSION, range(20, 24))
+    # Far enough after the first run to start a new episode.
+    later = 24 + FOLD_EPISODE_GAP + 10
+    marked(conn, analysis.RETRANSMISSION, range(later, later + 4))
+    rows = shown_rows(Timeline(conn))
+    assert {20, 21} <= set(rows)
+    assert {later - 1, later, later + 1} <= set(rows)
+    assert later + 2 not in rows
+
+
+def test_timeline_fold_marks_within_gap_are_one_episode():
+    conn = marked(tracked(bulk(60)), analysis.WINDOW_FULL, range(20, 70, 3))
+    rows = shown_rows(Timeline(conn))
+    marked_rows = [row for row in rows if 20 <= row < 70 and (row - 20) % 3 == 0]
+    assert marked_rows == [20, 23]
+
+
+def test_timeline_fold_limits_later_episodes():
+    talk = bulk(400)
+    conn = tracked(talk)
+    assert conn.segments is not None
+    # An episode every FOLD_EPISODE_GAP + 2 rows: far more than FOLD_NOTABLE.
+    starts = range(10, len(conn.segments) - 20, FOLD_EPISODE_GAP + 2)
+    marked(conn, analysis.RETRANSMISSION, starts)
+    timeline = Timeline(conn)
+    shown = [row for row in shown_rows(timeline) if row in starts]
+    assert len(starts) * 3 > FOLD_NOTABLE
+    assert len(shown) < len(starts)
+    assert len(shown) * 2 <= FOLD_NOTABLE + 2
+    counted = 0
+    for summary in fold_summaries(timeline):
+        match = re.search(r"(\d+) retransmissions?", summary)
+        counted += int(match.group(1)) if match else 0
+    assert counted == len(starts) - len(shown)
+
+
+def test_timeline_fold_first_episode_past_limit():
+    conn = tracked(bulk(400))
+    assert conn.segments is not None
+    starts = range(10, len(conn.segments) - 40, FOLD_EPISODE_GAP + 2)
+    marked(conn, analysis.RETRANSMISSION, starts)
+    # A mark first seen after the limit is reached still shows its first two.
+    late = starts[-1] + 5
+    marked(conn, analysis.DUP_ACK, range(late, late + 6))
+    rows = shown_rows(Timeline(conn))
+    assert late - 1 in rows
+    assert late in rows
+    assert late + 1 in rows
+    assert late + 2 not in rows
+
+
+# -- fitting fold lines and labels into the width ------------------------------
+
+
+def lifeline_rows(text: str) -> list[str]:
+    """Return what lies between the lifelines on rows without an arrow."""
+    rows = []
+    for line in text.splitlines():
+        if "▶" in line or "◀" in line:
+            continue
+        match = re.fullmatch(r"\s*│(.*)│.*", line)
+        if match:
+            rows.append(match.group(1).strip())
+    return rows
+
+
+def every_mark() -> Connection:
+    """A long transfer with runs of every analysis mark folded away."""
+    conn = tracked(bulk(60))
+    for offset, bit in enumerate(analysis.MARK_NAMES):
+        marked(conn, bit, range(12 + offset, 80, 5))
+    return conn
+
+
+@pytest.mark.parametrize("width", range(60, 164, 4))
+def test_timeline_fold_is_one_line(width: int):
+    timeline = Timeline(every_mark())
+    text = render(timeline, width)
+    folds = [row for row in lifeline_rows(text) if row.startswith("…")]
+    assert len(folds) == len(fold_summaries(timeline))
+    for fold in folds:
+        assert fold.endswith("…"), fold
+        assert fold != "…"
+    for line in text.splitlines():
+        assert cell_len(line) <= width
+
+
+def test_timeline_fold_drops_bytes_before_marks():
+    conn = marked(tracked(bulk(60)), analysis.DUP_ACK, range(20, 34))
+    text = render(Timeline(conn), 80)
+    fold = next(row for row in lifeline_rows(text) if "duplicate ACKs" in row)
+    assert "12 duplicate ACKs" in fold
+    assert "kB" not in fold
+
+
+def test_timeline_fold_shortest_form_counts_segments():
+    text = render(Timeline(every_mark()), 60)
+    folds = [row for row in lifeline_rows(text) if row.startswith("…")]
+    assert folds
+    for fold in folds:
+        assert re.search(r"… \d+ segments", fold), fold
+
+
+@pytest.mark.parametrize("width", [72, 80, 100])
+def test_timeline_label_fields_stay_on_arrow(width: int):
+    text = render(Timeline(every_mark()), width)
+    for row in lifeline_rows(text):
+        if row.startswith("…"):
+            continue
+        # Only whole marks continue below an arrow, never seq, ack, len or win.
+        assert re.fullmatch(r"(\[[^]]+\] ?)+", row), row
+
+
+def test_timeline_label_leaves_out_repeated_window_first():
+    conn = tracked(bulk(60))
+    # At 64 columns "ACK seq=4345 ack=41 len=1448 win=8388480" is too long.
+    text = render(Timeline(conn), 64)
+    data = [line for line in arrow_lines(text) if "len=1448" in line]
+    assert data
+    # The server's window never changes, and its ack changes only on its
+    # first data segment, so the data rows drop win and, after the first, ack.
+    assert "ack=41" in data[0]
+    for line in data:
+        assert "win=" not in line
+        assert "seq=" in line
+    for line in data[1:]:
+        assert "ack=" not in line
+    assert [row for row in lifeline_rows(text) if not row.startswith("…")] == []
+
+
+def test_timeline_label_keeps_field_a_mark_is_about():
     conn = tracked(bulk(60))
     assert conn.segments is not None
-    for index in range(20, 24):
-        view = conn.segments[index]
-        conn.segments[index] = view._replace(marks=analysis.DUP_ACK)
-    text = render(Timeline(conn), 160)
-    assert "4 duplicate ACKs" in text
+    row = next(
+        index
+        for index, view in enumerate(conn.segments)
+        if index > 3 and view.segment.payload_len
+    )
+    marked(conn, analysis.DUP_ACK | analysis.ZERO_WINDOW, [row])
+    seq = f"seq={conn.segments[row].rel_seq} "
+    text = render(Timeline(conn, full=True), 80)
+    arrow = next(line for line in arrow_lines(text) if seq in line)
+    assert "ack=" in arrow
+    assert "win=" in arrow
+    assert "[duplicate ACK]" in text
+    assert "[zero window]" in text
 
 
 def test_timeline_full_unfolds():

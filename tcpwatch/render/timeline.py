@@ -12,11 +12,14 @@ wide screens with explanations, a column of notes::
 
 Each arrow carries the flags, the relative sequence and acknowledgement
 numbers, the payload length, the window in bytes (scaled), and the analysis
-marks in colour and words. A label too long for the arrow continues on the
-next lines between the lifelines, so an arrow never wraps. Rules split the
+marks in colour and words. When the label is too long for the arrow, the
+fields that repeat the sender's previous values are left out first, then the
+marks move to the line below, then win and ack go. Fields continue below
+the arrow only when flags, seq and len alone do not fit. Rules split the
 arrows into phase bands, each with its duration. A long transfer is folded
-into counted summary lines, keeping its first and last segments and the
-segments with notable marks; ``full=True`` shows everything.
+into summary lines of one line each, which count what they hide. The first
+and last segments stay visible, and so do the first segments of each
+analysis mark with the one before them; ``full=True`` shows everything.
 
 Every word comes from a message catalogue (``tcpwatch.i18n``), and every
 string from the capture goes into a ``rich.text.Text``, never into markup.
@@ -34,7 +37,7 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from tcpwatch.capture.segment import ACK, RST, flag_names
+from tcpwatch.capture.segment import ACK, FIN, RST, SYN, flag_names
 from tcpwatch.flow import analysis
 from tcpwatch.flow.connection import Connection, SegmentView, format_endpoint
 from tcpwatch.flow.states import Phase
@@ -101,15 +104,33 @@ SIDE_NOTES_FROM = 140
 
 def label_parts(conn: Connection, view: SegmentView, cat: Catalogue) -> list[str]:
     """Return the arrow label's words: flags, seq, ack, len and win."""
+    return [word for _, word in _label_fields(conn, view, cat)]
+
+
+def _label_fields(
+    conn: Connection, view: SegmentView, cat: Catalogue
+) -> list[tuple[str, str]]:
+    """Return the arrow label's words, each with its field name."""
     seg = view.segment
-    parts = [flag_names(seg.flags) or cat.text("flags.none")]
-    parts.append(f"seq={view.rel_seq}")
+    fields = [("flags", flag_names(seg.flags) or cat.text("flags.none"))]
+    fields.append(("seq", f"seq={view.rel_seq}"))
     if seg.flags & ACK:
-        parts.append(f"ack={view.rel_ack}")
+        fields.append(("ack", f"ack={view.rel_ack}"))
     if seg.payload_len:
-        parts.append(f"len={seg.payload_len}")
-    parts.append(f"win={scaled_window(conn, view)}")
-    return parts
+        fields.append(("len", f"len={seg.payload_len}"))
+    fields.append(("win", f"win={scaled_window(conn, view)}"))
+    return fields
+
+
+# Marks about a segment's seq, ack or win, so that field stays on its label.
+_SEQUENCE_MARKS = (
+    analysis.ANY_RETRANSMISSION
+    | analysis.OUT_OF_ORDER
+    | analysis.PREVIOUS_SEGMENT_NOT_CAPTURED
+    | analysis.KEEP_ALIVE
+)
+_ACK_MARKS = analysis.DUP_ACK | analysis.ACKED_UNSEEN
+_WINDOW_MARKS = analysis.ZERO_WINDOW | analysis.WINDOW_UPDATE
 
 
 @dataclass
@@ -185,7 +206,7 @@ class Timeline:
             if isinstance(item, PhaseItem):
                 lines += self._phase_lines(console, item.phase, geometry)
             elif isinstance(item, FoldItem):
-                lines += self._fold_lines(console, item, geometry, in_bracket)
+                lines += self._fold_lines(item, geometry)
             else:
                 block = self._segment_lines(console, item, geometry, in_bracket)
                 lines += block
@@ -337,7 +358,7 @@ class Timeline:
     ) -> list[Text]:
         view = item.view
         style = arrow_style(view.segment.flags, view.segment.payload_len)
-        label_lines = self._label_lines(view, geometry.arrow - 6)
+        label_lines = self._label_lines(item, geometry.arrow - 6)
         rows: list[tuple[Text, Text]] = []  # (prefix, body between lifelines)
         prefix = Text(f"{format_seconds(item.since_start):>{geometry.time}}")
         if geometry.delta:
@@ -398,61 +419,119 @@ class Timeline:
         text.append(" " * (geometry.gutter - cell_len(text.plain)))
         return text
 
-    def _label_lines(self, view: SegmentView, width: int) -> list[Text]:
-        """Pack the label's words into lines of at most ``width`` cells."""
+    def _label_lines(self, item: SegmentItem, width: int) -> list[Text]:
+        """Fit the label into lines of at most ``width`` cells.
+
+        The flags, numbers and marks go on the arrow when they fit. If not,
+        fields that repeat the sender's previous segment are left out first,
+        then the marks move below the arrow, and then more fields are left
+        out in the order of ``_droppable_fields``. Only when the fields that
+        are never left out do not fit either, all words are packed into lines.
+        """
+        view = item.view
         style = arrow_style(view.segment.flags, view.segment.payload_len)
-        words = [
-            Text(part, style=style) for part in label_parts(self.conn, view, self.cat)
+        fields = _label_fields(self.conn, view, self.cat)
+        marks = [
+            Text(f"[{name}]", style=MARK_STYLES.get(bit, "bold"))
+            for bit, name in mark_words(view.marks, self.cat)
         ]
-        for bit, name in mark_words(view.marks, self.cat):
-            words.append(Text(f"[{name}]", style=MARK_STYLES.get(bit, "bold")))
         width = max(width, 8)
-        lines: list[Text] = []
-        line = Text()
-        for word in words:
-            if cell_len(word.plain) > width:
-                word.truncate(width, overflow="ellipsis")
-            if line.plain and cell_len(line.plain) + 1 + cell_len(word.plain) > width:
-                lines.append(line)
-                line = Text()
-            if line.plain:
-                line.append(" ")
-            line.append_text(word)
-        lines.append(line)
-        return lines
+        redundant, optional, marked = self._droppable_fields(item)
+        for dropped in _growing(redundant):
+            words = _field_words(fields, dropped, style) + marks
+            if _words_width(words) <= width:
+                return [_joined(words)]
+        for dropped in _growing(redundant + optional + marked):
+            words = _field_words(fields, dropped, style)
+            if _words_width(words) <= width:
+                return [_joined(words), *_packed(marks, width)]
+        return _packed(_field_words(fields, [], style) + marks, width)
 
-    def _fold_lines(
-        self,
-        console: Console,
-        item: FoldItem,
-        geometry: _Geometry,
-        in_bracket: bool,
-    ) -> list[Text]:
-        blank = " " * geometry.prefix
-        lines = []
-        summary = self._fold_summary(item)
-        for wrapped in wrap_text(console, summary, geometry.arrow - 2, "dim"):
-            wrapped.rstrip()
-            line = Text(blank + "│")
-            line.append_text(centred(wrapped, geometry.arrow))
-            line.append("│")
-            lines.append(line)
-        return lines
+    def _droppable_fields(
+        self, item: SegmentItem
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Return the label fields to leave out, in three groups, in order.
 
-    def _fold_summary(self, item: FoldItem) -> str:
+        Redundant: win when it equals the same endpoint's previous window, seq
+        on a pure ACK (tcpdump prints none there either), and ack on a data
+        segment when it equals the same endpoint's previous ack. Optional:
+        the other win, and ack on a data segment. Marked: win and ack when a
+        mark of the segment is about them, so they go only when the mark's
+        name alone has to say it. A pure ACK always keeps its ack.
+        """
+        view = item.view
+        seg = view.segment
+        previous = item.sender_previous
+        carries_data = bool(seg.payload_len or seg.flags & (SYN | FIN))
+        redundant: list[str] = []
+        optional: list[str] = []
+        marked: list[str] = []
+        same_window = previous is not None and scaled_window(
+            self.conn, previous
+        ) == scaled_window(self.conn, view)
+        if view.marks & _WINDOW_MARKS:
+            marked.append("win")
+        else:
+            (redundant if same_window else optional).append("win")
+        pure_ack = not carries_data and not seg.flags & RST
+        if pure_ack and not view.marks & _SEQUENCE_MARKS:
+            redundant.append("seq")
+        if carries_data and seg.flags & ACK:
+            same_ack = (
+                previous is not None
+                and bool(previous.segment.flags & ACK)
+                and previous.rel_ack == view.rel_ack
+            )
+            if view.marks & _ACK_MARKS:
+                marked.append("ack")
+            else:
+                (redundant if same_ack else optional).append("ack")
+        return redundant, optional, marked
+
+    def _fold_lines(self, item: FoldItem, geometry: _Geometry) -> list[Text]:
+        summary = Text(self._fold_summary(item, geometry.arrow - 2), style="dim")
+        line = Text(" " * geometry.prefix + "│")
+        line.append_text(centred(summary, geometry.arrow))
+        line.append("│")
+        return [line]
+
+    def _fold_summary(self, item: FoldItem, width: int | None = None) -> str:
+        """Return the fold's summary line, shortened to ``width`` cells if given.
+
+        Parts are left out until the line fits: first the byte count, then
+        the span, then mark counts from the last, leaving ``… N segments …``.
+        A summary that still does not fit is cut with an ellipsis.
+        """
         cat = self.cat
         views = item.views
-        details = [format_bytes(sum(view.segment.payload_len for view in views))]
+        segments = cat.count("count.segments", len(views))
+        size = format_bytes(sum(view.segment.payload_len for view in views))
+        marks = []
         for bit, name in analysis.MARK_NAMES.items():
             count = sum(1 for view in views if view.marks & bit)
             if count:
-                details.append(cat.count("count.mark." + mark_key(name), count))
-        return cat.text(
-            "fold.summary",
-            segments=cat.count("count.segments", len(views)),
-            span=format_seconds(item.span),
-            details=cat.join(details),
-        )
+                marks.append(cat.count("count.mark." + mark_key(name), count))
+        span = format_seconds(item.span)
+        candidates = [
+            cat.text("fold.summary", segments=segments, span=span, details=details)
+            for details in (cat.join([size, *marks]), cat.join(marks))
+            if details
+        ]
+        # Without the span the catalogue has no sentence, so only punctuation
+        # joins the counts, which reads the same in every language.
+        candidates += [
+            f"… {segments}: {cat.join(marks[:kept])} …"
+            for kept in range(len(marks), 0, -1)
+        ]
+        candidates.append(f"… {segments} …")
+        if width is None:
+            return candidates[0]
+        for summary in candidates:
+            if cell_len(summary) <= width:
+                return summary
+        text = Text(candidates[-1])
+        text.truncate(max(width, 1), overflow="ellipsis")
+        return text.plain
 
     def _footer(self, console: Console, geometry: _Geometry) -> list[Text]:
         conn = self.conn
@@ -492,3 +571,41 @@ def _phase_duration(conn: Connection, phase: Phase) -> float | None:
         Phase.TEARDOWN: "teardown_duration",
     }.get(phase)
     return durations.get(key) if key else None
+
+
+def _growing(fields: list[str]) -> Iterator[list[str]]:
+    """Yield ``[]``, then longer and longer prefixes of ``fields``."""
+    for count in range(len(fields) + 1):
+        yield fields[:count]
+
+
+def _field_words(
+    fields: list[tuple[str, str]], dropped: list[str], style: str
+) -> list[Text]:
+    return [Text(word, style=style) for name, word in fields if name not in dropped]
+
+
+def _words_width(words: list[Text]) -> int:
+    return sum(cell_len(word.plain) for word in words) + max(0, len(words) - 1)
+
+
+def _joined(words: list[Text]) -> Text:
+    return Text(" ").join(words)
+
+
+def _packed(words: list[Text], width: int) -> list[Text]:
+    """Pack whole words into lines of at most ``width`` cells."""
+    lines: list[Text] = []
+    line = Text()
+    for word in words:
+        if cell_len(word.plain) > width:
+            word.truncate(width, overflow="ellipsis")
+        if line.plain and cell_len(line.plain) + 1 + cell_len(word.plain) > width:
+            lines.append(line)
+            line = Text()
+        if line.plain:
+            line.append(" ")
+        line.append_text(word)
+    if line.plain:
+        lines.append(line)
+    return lines

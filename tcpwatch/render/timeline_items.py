@@ -6,6 +6,8 @@ summary line for each run of transfer segments folded away. It also finds the
 rows where the handshake round-trip bracket starts and ends.
 """
 
+import functools
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,22 +21,17 @@ FOLD_KEEP = 4
 """Transfer segments kept at each end of a folded transfer."""
 FOLD_ABOVE = 2 * FOLD_KEEP + 2
 """A transfer with more segments than this is folded unless ``full`` is set."""
-FOLD_NOTABLE = 8
-"""Segments with notable marks kept visible inside a folded transfer."""
+FOLD_PER_KIND = 2
+"""Segments of each analysis mark kept visible at the start of each episode."""
+FOLD_EPISODE_GAP = FOLD_ABOVE
+"""Segments without a mark after which its next segment starts a new episode."""
+FOLD_NOTABLE = 48
+"""Most segments kept for marks in one transfer, besides each mark's first episode."""
 FOLD_MIN_RUN = 3
 """Hidden runs shorter than this are shown, since a summary line saves nothing."""
 
-NOTABLE_MARKS = (
-    analysis.ANY_RETRANSMISSION
-    | analysis.OUT_OF_ORDER
-    | analysis.PREVIOUS_SEGMENT_NOT_CAPTURED
-    | analysis.ZERO_WINDOW
-    | analysis.ZERO_WINDOW_PROBE
-    | analysis.KEEP_ALIVE
-    | analysis.BAD_CHECKSUM
-    | analysis.STRAY_SYN
-)
-"""Marks that keep a segment visible in a folded transfer."""
+NOTABLE_MARKS = functools.reduce(operator.or_, analysis.MARK_NAMES, 0)
+"""Marks that keep a segment visible in a folded transfer: every analysis mark."""
 
 
 _PHASE_ORDER = {Phase.HANDSHAKE: 0, Phase.TRANSFER: 1, Phase.TEARDOWN: 2}
@@ -91,6 +88,8 @@ class SegmentItem:
     notes: list[str] = field(default_factory=list)
     bracket: str = ""
     """Round-trip bracket part on this row: "start", "end" or "" (none)."""
+    sender_previous: SegmentView | None = None
+    """The same endpoint's previous segment, folded or not; None for its first."""
 
 
 @dataclass
@@ -119,6 +118,8 @@ def build_items(
     previous = start
     shown = shown_segments(segments, phases, full)
     phase: Phase | None = None
+    # The last segment seen from each endpoint, keyed by ``is_orig``.
+    last_sent: dict[bool, SegmentView] = {}
     index = 0
     while index < len(segments):
         view = segments[index]
@@ -130,9 +131,10 @@ def build_items(
             while end < len(segments) and not shown[end]:
                 end += 1
             hidden = segments[index:end]
-            if explainer is not None:
-                for hidden_view in hidden:
+            for hidden_view in hidden:
+                if explainer is not None:
                     explainer.notes(hidden_view)
+                last_sent[hidden_view.is_orig] = hidden_view
             span = hidden[-1].segment.ts - hidden[0].segment.ts
             yield FoldItem(hidden, span)
             previous = hidden[-1].segment.ts
@@ -143,6 +145,8 @@ def build_items(
         if explainer is not None:
             item.notes = explainer.notes(view)
         item.bracket = bracket.get(index, "")
+        item.sender_previous = last_sent.get(view.is_orig)
+        last_sent[view.is_orig] = view
         previous = ts
         yield item
         index += 1
@@ -172,12 +176,11 @@ def shown_segments(
     transfer = [i for i, phase in enumerate(phases) if phase == Phase.TRANSFER]
     if len(transfer) <= FOLD_ABOVE:
         return shown
-    notable = 0
-    for index in transfer[FOLD_KEEP:-FOLD_KEEP]:
-        if segments[index].marks & NOTABLE_MARKS and notable < FOLD_NOTABLE:
-            notable += 1
-        else:
-            shown[index] = False
+    middle = transfer[FOLD_KEEP:-FOLD_KEEP]
+    for index in middle:
+        shown[index] = False
+    for index in _marked_segments(segments, middle):
+        shown[index] = True
     # A summary line of one or two segments hides nothing: show them.
     index = 0
     while index < len(shown):
@@ -192,6 +195,42 @@ def shown_segments(
                 shown[hidden] = True
         index = end
     return shown
+
+
+def _marked_segments(segments: list[SegmentView], middle: list[int]) -> set[int]:
+    """Return the folded segments that stay visible because of their marks.
+
+    Each mark has episodes: a run of segments with that mark in which no two
+    are more than ``FOLD_EPISODE_GAP`` segments apart. The first
+    ``FOLD_PER_KIND`` segments of an episode stay visible, with the segment
+    just before its first one, which often shows the cause (the segment past
+    a gap before the first duplicate ACK). A mark's first episode is always
+    kept; later ones only until ``FOLD_NOTABLE`` segments are kept.
+    """
+    kept: set[int] = set()
+    last_seen: dict[int, int] = {}
+    episodes: dict[int, int] = {}
+    in_episode: dict[int, int] = {}
+    for index in middle:
+        marks = segments[index].marks & NOTABLE_MARKS
+        if not marks:
+            continue
+        for bit in analysis.MARK_NAMES:
+            if not marks & bit:
+                continue
+            if bit not in last_seen or index - last_seen[bit] > FOLD_EPISODE_GAP:
+                episodes[bit] = episodes.get(bit, 0) + 1
+                in_episode[bit] = 0
+            last_seen[bit] = index
+            if in_episode[bit] >= FOLD_PER_KIND:
+                continue
+            if episodes[bit] > 1 and len(kept) >= FOLD_NOTABLE:
+                continue
+            if in_episode[bit] == 0:
+                kept.add(index - 1)
+            kept.add(index)
+            in_episode[bit] += 1
+    return kept
 
 
 def bracket_rows(conn: Connection, segments: list[SegmentView]) -> dict[int, str]:
