@@ -330,7 +330,12 @@ def test_read_output_closed_early_is_not_a_broken_capture(tmp_path: Path) -> Non
     for index in range(600):
         packets += _exchange("10.0.0.1", "10.0.0.2", 20000 + index, index * 0.01)
     wrpcap(str(capture), packets)
-    for command in (["read", str(capture), "-F", "json"], ["timeline", str(capture)]):
+    commands = [
+        ["read", str(capture), "-F", "json"],
+        ["read", str(capture)],  # the table: more than a pipe's 64 KiB
+        ["timeline", str(capture)],
+    ]
+    for command in commands:
         tcpwatch = subprocess.Popen(
             [sys.executable, "-m", "tcpwatch", *command],
             stdout=subprocess.PIPE,
@@ -381,3 +386,42 @@ def test_timeline_svg_loads_nothing_from_the_web(tmp_path: Path) -> None:
     assert "<svg" in svg
     assert 'src: local("FiraCode-Regular");' in svg
     assert re.findall(r'url\(["\']?https?:', svg) == []
+
+
+def test_read_filter_with_brackets_quoted_literally() -> None:
+    expression = "tcp[tcpflags] & tcp-syn != 0"
+    done = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", str(MIXED), "-f", expression],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"left out by the filter '{expression}'" in done.stderr
+
+
+@pytest.mark.root
+def test_read_svg_behind_closed_directory_is_a_usage_error(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to write as another user")
+    as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = subprocess.run([*as_nobody, sys.executable, "-c", "import tcpwatch"])
+    if probe.returncode != 0:
+        pytest.skip("user nobody cannot read this checkout or its virtualenv")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    tmp_path.chmod(0o755)
+    image = closed / "x.svg"
+    done = subprocess.run(
+        [*as_nobody, sys.executable, "-m", "tcpwatch", "read", str(MIXED)]
+        + ["--svg", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"--svg {image} cannot be written: permission denied" in done.stderr

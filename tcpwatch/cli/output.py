@@ -121,6 +121,10 @@ class OfflineReport:
             self.writer.close()
         else:
             self._print_views()
+            if _reader_gone(sys.stdout):
+                # A large write into a pipe whose reader left part way can end
+                # without an error in Python; stop as the other formats do.
+                raise BrokenPipeError(32, "the reader of standard output left")
         for line in self.file_lines:
             self.stderr.print(line, style="dim", soft_wrap=True, markup=False)
         noun = "connection" if result.connections == 1 else "connections"
@@ -138,7 +142,7 @@ class OfflineReport:
             summary += (
                 f"; {result.evicted:,} {noun} evicted at the --max-connections limit"
             )
-        self.stderr.print(summary, style="dim", soft_wrap=True)
+        self.stderr.print(summary, style="dim", soft_wrap=True, markup=False)
         if (
             result.stats.bad_checksum
             and result.stats.bad_checksum * 2 >= result.stats.tcp
@@ -333,3 +337,16 @@ def _without_web_fonts(svg: str) -> str:
     ``local()`` font and the monospace fallback stay.
     """
     return _WEB_FONT.sub("", svg)
+
+
+def _reader_gone(stream: Any) -> bool:
+    """Return whether ``stream`` is a pipe whose reading end has been closed."""
+    import select
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

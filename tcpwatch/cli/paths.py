@@ -14,6 +14,17 @@ def check_output_path(path: Path, option: str) -> None:
     costs nothing and is reported in one line instead of a traceback at the end.
     """
     shown = printable(str(path))
+    try:
+        _check_writable(path, option, shown)
+    except PermissionError:
+        # pathlib's checks raise when a directory on the way cannot be entered.
+        raise UsageError(
+            f"{option} {shown} cannot be written: permission denied on the way "
+            "to it; choose a path you can write to"
+        ) from None
+
+
+def _check_writable(path: Path, option: str, shown: str) -> None:
     if path.is_dir():
         raise UsageError(f"{option} {shown} is a directory; give a file name")
     parent = path.parent if str(path.parent) else Path(".")
