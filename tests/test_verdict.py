@@ -134,3 +134,33 @@ def test_verdict_closed_connection_not_evicted() -> None:
     assert record["end_reason"] == "closed"
     assert record["verdict"] == "closed cleanly by the client after 2.1 kB"
     assert "追跡" not in japanese
+
+
+def test_verdict_syn_missing_from_capture() -> None:
+    segments = exchange().segments
+    record, japanese = verdicts(segments[1:])
+    assert record["handshake"] == "complete"
+    assert record["verdict"] == (
+        "SYN not captured; closed cleanly by the client after 2.1 kB"
+    )
+    assert japanese.startswith("SYN はキャプチャされていません。")
+
+
+def test_verdict_idle_timeout_after_half_close_says_so() -> None:
+    talk = Conversation()
+    talk.handshake()
+    talk.server(FIN | ACK, at=0.1)
+    tracker = FlowTracker(idle_timeout=1.0)
+    for segment in talk.segments:
+        tracker.process(segment)
+    later = Conversation(client_port=40001)
+    tracker.process(later.client(SYN, at=5.0))
+    first = next(c for c in tracker.pop_finished() if c.orig_p == 40000)
+    record = build_record(first)
+    assert record["end_reason"] == "idle_timeout"
+    assert record["verdict"].startswith("half-closed: the server sent FIN")
+    assert (
+        "then idle longer than --idle-timeout: tracking stopped" in (record["verdict"])
+    )
+    japanese = build_verdict(first, record, catalogue("ja"))
+    assert "--idle-timeout より長く無通信" in japanese

@@ -16,6 +16,9 @@ from tcpwatch.units import format_bytes, format_seconds
 
 TABLE_FULL = "tracking stopped early: the connection table was full (--max-connections)"
 """Verdict detail for a connection evicted while still open or half-open."""
+IDLE_STOP = "then idle longer than --idle-timeout: tracking stopped"
+"""Verdict detail for a connection that had closed one side, or neither,
+when the idle timeout finished it; a later segment starts a new record."""
 
 
 def verdict(conn: Connection, record: dict[str, Any]) -> str:
@@ -33,6 +36,8 @@ def verdict(conn: Connection, record: dict[str, Any]) -> str:
         details.insert(0, f"{_count(bad, 'segment')} with bad checksums dropped")
     if record["end_reason"] == "evicted":
         details.insert(0, TABLE_FULL)
+    if record["end_reason"] == "idle_timeout" and record["teardown"] != "idle_timeout":
+        details.insert(0, IDLE_STOP)
     if details:
         return f"{outcome}; {', '.join(details)}"
     return outcome
@@ -57,6 +62,10 @@ def _outcome(conn: Connection, record: dict[str, Any]) -> str:
                 "client's packets are missing, perhaps routed another way"
             )
         return _incomplete(conn, record)
+    if handshake == "complete" and not conn.orig.syn_times:
+        # The SYN-ACK named the roles and the handshake completed; the SYN
+        # itself is not in the capture.
+        return "SYN not captured; " + _ending(conn, record)
     if handshake == "not_seen" and _only_resets(conn):
         return (
             "lone RST with no connection seen: backscatter from spoofed "

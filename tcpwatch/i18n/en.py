@@ -315,6 +315,10 @@ MESSAGES: dict[str, str] = {
     ),
     "verdict.idle_timeout": "idle too long: tracking stopped after {size}",
     "verdict.open": "still open at the end of the capture after {size}",
+    "verdict.idle_stopped": (
+        "{sentence}; then idle longer than --idle-timeout: tracking stopped"
+    ),
+    "verdict.prefix.syn_not_captured": "SYN not captured; {sentence}",
     "verdict.open_evicted": "still open after {size}",
     "verdict.evicted": (
         "{sentence}; tracking stopped early: the connection table was full "

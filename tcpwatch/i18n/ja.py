@@ -317,6 +317,10 @@ MESSAGES: dict[str, str] = {
     ),
     "verdict.idle_timeout": "無通信が長すぎるため、{size}の後に追跡を止めました",
     "verdict.open": "キャプチャ終了時点でまだ開いています（{size}をやり取り）",
+    "verdict.idle_stopped": (
+        "{sentence}。その後 --idle-timeout より長く無通信だったため、追跡を止めました"
+    ),
+    "verdict.prefix.syn_not_captured": "SYN はキャプチャされていません。{sentence}",
     "verdict.open_evicted": "{size}をやり取りした時点でまだ開いていました",
     "verdict.evicted": (
         "{sentence}。接続テーブルが満杯になったため（--max-connections）、"

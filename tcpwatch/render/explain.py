@@ -300,6 +300,8 @@ def build_verdict(conn: Connection, record: dict[str, Any], cat: Catalogue) -> s
     sentence = _outcome_sentence(conn, record, cat)
     if record["end_reason"] == "evicted":
         return cat.text("verdict.evicted", sentence=sentence)
+    if record["end_reason"] == "idle_timeout" and record["teardown"] != "idle_timeout":
+        return cat.text("verdict.idle_stopped", sentence=sentence)
     return sentence
 
 
@@ -342,6 +344,8 @@ def _outcome_sentence(conn: Connection, record: dict[str, Any], cat: Catalogue) 
         return text(key, sentence=sentence)
     if handshake == "simultaneous_open":
         return text("verdict.prefix.simultaneous", sentence=sentence)
+    if handshake == "complete" and not conn.orig.syn_times:
+        return text("verdict.prefix.syn_not_captured", sentence=sentence)
     return sentence
 
 
