@@ -97,3 +97,12 @@ def test_filter_invalid_expression_names_it() -> None:
     message = str(caught.value)
     assert "'tcp port banana'" in message
     assert "pcap-filter(7)" in message
+
+
+def test_filter_notes_link_types_it_cannot_apply_to(tmp_path: Path) -> None:
+    _, raw = write_vlan_and_raw(tmp_path)
+    frame_filter = FrameFilter("ether host 02:00:00:00:00:01")
+    capture = MergedCapture([str(raw)], on_error=lambda _: None)
+    assert list(frame_filter.frames(capture)) == []
+    assert frame_filter.rejected == 4
+    assert "ethernet addresses" in frame_filter.unusable[101]

@@ -97,6 +97,9 @@ class FrameFilter:
         self.expression = expression
         self.rejected = 0
         """Frames the filter turned away."""
+        self.unusable: dict[int, str] = {}
+        """Link types the expression cannot be compiled for, with libpcap's
+        reason; their frames are all rejected."""
         self._pcap = _libpcap()
         self._programs: dict[int, _Program | None] = {}
         self._header = _PacketHeader()
@@ -139,6 +142,7 @@ class FrameFilter:
         dlt = _DLT_OF_LINKTYPE.get(link_type, link_type)
         handle = self._pcap.pcap_open_dead(dlt, _SNAPLEN)
         if not handle:
+            self.unusable[link_type] = "libpcap does not know this link type"
             self._programs[link_type] = None
             return None
         program = _Program()
@@ -156,6 +160,7 @@ class FrameFilter:
                 logger.debug(
                     "filter.unsupported link_type=%d reason=%s", link_type, reason
                 )
+                self.unusable[link_type] = reason
                 self._programs[link_type] = None
                 return None
         finally:

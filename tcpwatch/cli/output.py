@@ -143,6 +143,17 @@ class OfflineReport:
                 f"; {result.evicted:,} {noun} evicted at the --max-connections limit"
             )
         self.stderr.print(summary, style="dim", soft_wrap=True, markup=False)
+        if frame_filter is not None:
+            for link_type, reason in sorted(frame_filter.unusable.items()):
+                self.stderr.print(
+                    f"note: the filter {bpf_filter!r} cannot apply to frames of "
+                    f"link type {link_type} ({reason}), so all of them were left "
+                    "out; write a filter for that link type, as tcpdump -r would "
+                    "need",
+                    style="yellow",
+                    soft_wrap=True,
+                    markup=False,
+                )
         if (
             result.stats.bad_checksum
             and result.stats.bad_checksum * 2 >= result.stats.tcp
