@@ -129,7 +129,7 @@ class OfflineReport:
             self.stderr.print(line, style="dim", soft_wrap=True, markup=False)
         noun = "connection" if result.connections == 1 else "connections"
         summary = f"{result.connections:,} {noun}; {result.stats.summary()}"
-        if bpf_filter:
+        if bpf_filter and result.filtered:
             summary += (
                 f"; {result.filtered:,} more left out by the filter "
                 f"{printable(bpf_filter)!r}"
