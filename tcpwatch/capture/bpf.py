@@ -3,9 +3,9 @@
 ``tcpwatch read -f 'port 443' FILE`` keeps the frames that ``tcpdump -r FILE
 'port 443'`` would print. The expression is compiled and run by libpcap itself
 (``pcap_compile`` and ``pcap_offline_filter``, called through ctypes), so its
-meaning is tcpdump's to the letter, VLAN tags and IPv6 included. Frames of a
-pcapng file can have several link types; each link type gets its own compiled
-program, made the first time a frame of that type arrives.
+meaning is tcpdump's to the letter, VLAN tags and IPv6 included. The frames of
+a pcapng file can have several link types, so each link type gets its own
+program, compiled when the first frame of that type arrives.
 
 A frame the filter rejects never reaches the decoder: it is counted in
 ``FrameFilter.rejected`` and in no other counter.
@@ -96,7 +96,7 @@ class FrameFilter:
     def __init__(self, expression: str) -> None:
         self.expression = expression
         self.rejected = 0
-        """Frames the filter turned away."""
+        """Frames the filter rejected."""
         self.unusable: dict[int, str] = {}
         """Link types the expression cannot be compiled for, with libpcap's
         reason; their frames are all rejected."""
@@ -137,7 +137,7 @@ class FrameFilter:
 
         A link type that libpcap cannot compile this expression for (one it
         does not know, or one where the expression makes no sense) rejects
-        every frame, as tcpdump would refuse to read it.
+        every frame. tcpdump would not read such a file at all.
         """
         dlt = _DLT_OF_LINKTYPE.get(link_type, link_type)
         handle = self._pcap.pcap_open_dead(dlt, _SNAPLEN)
