@@ -95,9 +95,9 @@ def _stdout_closed_by_reader(at_start: tuple[int, int] | None) -> bool:
     """Return whether a library ended the command because stdout's reader left.
 
     Both exit with status 1, the status tcpwatch gives a damaged capture, and
-    each leaves a mark: on EPIPE, typer's copy of click replaces
-    ``sys.stdout`` with a wrapper that ignores the final flush; rich points
-    file descriptor 1 at /dev/null.
+    each leaves a mark. On EPIPE, typer's copy of click replaces
+    ``sys.stdout`` with a wrapper that ignores the final flush, and rich
+    points file descriptor 1 at /dev/null.
     """
     if type(sys.stdout).__name__ == "PacifyFlushWrapper":
         return True
