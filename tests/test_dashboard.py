@@ -32,6 +32,7 @@ from tcpwatch.render.dashboard import (
 )
 from tcpwatch.render.dashboard_keys import press_keys, split_keys
 from tcpwatch.render.dashboard_panels import timeline_window
+from tcpwatch.render.dashboard_view import footer_lines
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -1119,8 +1120,9 @@ def test_dashboard_in_tmux_reaches_every_connection(size: tuple[int, int]) -> No
         tmux.close()
 
 
-def test_dashboard_selection_follows_connection_to_past() -> None:
-    dashboard, clock, console = make_dashboard(count=10, closed_every=1000)
+def test_dashboard_selection_keeps_row_when_finished() -> None:
+    # Forty lines give the table room for all ten rows.
+    dashboard, clock, console = make_dashboard(count=10, closed_every=1000, height=40)
     dashboard.view()
     dashboard.move_selection(3)
     assert selected_number(dashboard) == 7
@@ -1134,18 +1136,296 @@ def test_dashboard_selection_follows_connection_to_past() -> None:
     talk.client(ACK)
     for segment in talk.segments[-3:]:
         dashboard.tracker.process(segment._replace(ts=clock.now))
-    # Closed, it is the most recently active row: the first one.
+    # Closed, it is the most recently active row, but the order is held.
     assert selected_number(dashboard) == 7
-    assert "rows 1-8 of 10" in caption_line(dashboard, console)
+    assert [row.number for row in dashboard.view().rows][:4] == [10, 9, 8, 7]
+    assert "rows 1-10 of 10 · order held" in caption_line(dashboard, console)
     clock.now += 2
     dashboard.tracker.expire(clock.now)
     dashboard.feed._deliver(dashboard.tracker.pop_finished())
     assert selected_number(dashboard) == 7
-    # Past the linger time it goes below the open rows, and the window follows.
+    # Past the linger time it is dimmed, still in its row.
     clock.now += dashboard.linger + 1
     view = dashboard.view()
     assert view.selected == dashboard.selected
-    # #1 finished long before, so it follows #7 among the past rows.
+    assert view.rows[3].number == 7
+    assert view.rows[3].past
+    # Following the newest again, past rows go below the open ones, and #1
+    # finished long before #7.
+    dashboard.follow_latest()
+    view = dashboard.view()
     assert [row.number for row in view.rows][-2:] == [7, 1]
-    assert view.rows[-2].past
-    assert "rows 3-10 of 10" in caption_line(dashboard, console)
+    assert "order held" not in caption_line(dashboard, console)
+
+
+# -- a held order while a row is selected ------------------------------------------
+
+
+def touch(dashboard: Dashboard, port: int, ts: float) -> None:
+    """Send one more ACK on the scripted connection from ``port``, at ``ts``."""
+    talk = Conversation(client_port=port)
+    talk.handshake()
+    talk.client(PSH | ACK, 100)
+    talk.server(ACK)
+    talk.server(PSH | ACK, 3000)
+    talk.client(ACK)
+    dashboard.tracker.process(talk.segments[-1]._replace(ts=ts))
+
+
+def test_dashboard_selection_holds_row_order() -> None:
+    dashboard, clock, console = make_dashboard(count=30, closed_every=1000)
+    listed = [row.number for row in dashboard.view().rows]
+    assert listed == list(range(30, 22, -1))
+    dashboard.select_end(last=False)
+    assert selected_number(dashboard) == 30
+    # #20 and #5 become the most recently active; the rows stay as listed.
+    clock.now += 1
+    touch(dashboard, 40019, clock.now)
+    touch(dashboard, 40004, clock.now + 0.1)
+    assert [row.number for row in dashboard.view().rows] == listed
+    assert "rows 1-8 of 30 · order held" in caption_line(dashboard, console)
+    # Nine presses of j from the first row land on the tenth row as listed.
+    for _ in range(9):
+        dashboard.move_selection(1)
+        # #1 is closed, so only #2 to #30 take more segments.
+        touch(dashboard, 40000 + random.randrange(1, 30), clock.now + 0.2)
+        dashboard.view()
+    assert selected_number(dashboard) == 21
+    assert "rows 3-10 of 30 · order held" in caption_line(dashboard, console)
+
+
+def test_dashboard_held_order_end_selects_last_row() -> None:
+    dashboard, clock, console = make_dashboard(count=30, closed_every=1000)
+    dashboard.view()
+    dashboard.move_selection(1)
+    dashboard.view()
+    clock.now += 1
+    touch(dashboard, 40001, clock.now)  # #2, the last row but one, turns most recent
+    dashboard.view()
+    dashboard.select_end(last=True)
+    assert selected_number(dashboard) == 1
+    assert "rows 23-30 of 30 · order held" in caption_line(dashboard, console)
+    dashboard.select_end(last=False)
+    assert selected_number(dashboard) == 30
+
+
+def test_dashboard_held_order_adds_new_rows_above() -> None:
+    dashboard, clock, console = make_dashboard(count=30, closed_every=1000)
+    dashboard.view()
+    dashboard.move_selection(2)
+    before = [row.number for row in dashboard.view().rows]
+    for index in range(3):
+        for segment in conversation(45000 + index, clock.now + index, False):
+            dashboard.tracker.process(segment)
+    clock.now += 4
+    touch(dashboard, 40010, clock.now)
+    view = dashboard.view()
+    # The window moved down with the selection, so the rows in view stay.
+    assert [row.number for row in view.rows] == before
+    assert "rows 4-11 of 33 · order held" in caption_line(dashboard, console)
+    dashboard.select_end(last=False)
+    assert selected_number(dashboard) == 33
+    assert [row.number for row in dashboard.view().rows][:4] == [33, 32, 31, 30]
+
+
+def test_dashboard_follow_restores_activity_order() -> None:
+    dashboard, clock, console = make_dashboard(count=30, closed_every=1000)
+    dashboard.view()
+    dashboard.move_selection(1)
+    dashboard.view()
+    clock.now += 1
+    touch(dashboard, 40019, clock.now)
+    assert dashboard.view().rows[0].number == 30
+    dashboard.follow_latest()
+    view = dashboard.view()
+    assert view.rows[0].number == 20
+    assert selected_number(dashboard) == 20
+    caption = caption_line(dashboard, console)
+    assert "rows 1-8 of 30" in caption
+    assert "order held" not in caption
+
+
+# -- connections evicted at the connection limit --------------------------------------
+
+
+def test_dashboard_shows_evicted_connections() -> None:
+    tracker = FlowTracker(keep_segments=True, max_connections=5)
+    console = Console(file=io.StringIO(), width=80, height=40)
+    clock = Clock(13.0)
+    dashboard = Dashboard(
+        tracker, CaptureStatus("lo"), console=console, clock=clock, keys=False
+    )
+    for index in range(12):
+        for segment in conversation(40000 + index, float(index), closed=False):
+            tracker.process(segment)
+    dashboard.feed._deliver(tracker.pop_finished())
+    lines = render(dashboard, console)
+    rows = [line for line in lines if line.split() and line.split()[0].isdigit()]
+    assert len(rows) == 12
+    evicted = [line for line in rows if "evicted" in line]
+    assert len(evicted) == 7
+    assert not any("closed" in line for line in rows)
+    assert sum("transfer" in line for line in rows) == 5
+
+
+# -- the table's width at 200 columns ------------------------------------------------
+
+
+def test_dashboard_wide_table_fits_content() -> None:
+    dashboard, _, console = make_dashboard(width=200, height=50)
+    lines = render(dashboard, console)
+    header = next(line for line in lines if "rtx" in line)
+    endpoints = "10.0.0.1:40005 → 10.0.0.2:80"
+    # The column is as wide as its widest cell, then the two-cell gap.
+    column = header.index("state") - header.index("client → server")
+    assert column == len(endpoints) + 2
+    assert header.index("rtx") < header.index("╭─ #6") - 3
+
+
+def test_dashboard_wide_table_keeps_gap_to_timeline() -> None:
+    # Long IPv6 endpoints fill the table's whole width.
+    client = bytes.fromhex("20010db8aaaabbbbccccdddd00000001")
+    server = bytes.fromhex("20010db8aaaabbbbccccdddd00000002")
+    dashboard, console = loopback_dashboard(client, server, width=200)
+    console.size = (200, 50)
+    lines = render(dashboard, console)
+    top = next(line for line in lines if "╭─ #14" in line)
+    border = top.index("╭")
+    for line in lines[3:20]:
+        assert line[border - 2 : border] == "  ", line
+
+
+def test_footer_lines_extra_keys_first() -> None:
+    lines = footer_lines("hint", True, 80, ("Space: the next segment",))
+    assert lines[0].startswith("Space: the next segment · ")
+    assert footer_lines("hint", False, 80, ("Space: the next segment",)) == ["hint"]
+
+
+# -- the held order in tmux, with connections active every second --------------------
+
+
+def trickle(
+    address: str, port: int, count: int, stop: threading.Event, seconds: float = 90
+) -> None:
+    """Open ``count`` connections, then send one byte on each, in random order,
+    every ``0.5`` s until ``stop`` is set or ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    with socket.socket() as server:
+        server.bind((address, port))
+        server.listen()
+        pairs = []
+        for _ in range(count):
+            client = socket.create_connection(
+                (address, port), source_address=(address, 0)
+            )
+            conn, _ = server.accept()
+            pairs.append((client, conn))
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                for client, conn in random.sample(pairs, len(pairs)):
+                    client.sendall(b"x")
+                    conn.recv(10)
+                stop.wait(0.5)
+        finally:
+            for client, conn in pairs:
+                client.close()
+                conn.close()
+
+
+def listed_numbers(screen: str) -> list[int]:
+    """Return the numbers of the table's rows on an 80-column ``screen``."""
+    numbers = []
+    lines = screen.splitlines()
+    start = next(index for index, line in enumerate(lines) if "rows " in line)
+    for line in lines[start + 1 :]:
+        first = line.split()[0] if line.split() else ""
+        if not first.isdigit():
+            break
+        numbers.append(int(first))
+    return numbers
+
+
+def selected_on_screen(screen: str) -> int:
+    title = next(line for line in screen.splitlines() if "╭─ #" in line)
+    return int(title.split("#")[1].split()[0])
+
+
+@pytest.mark.root
+@needs_root
+@needs_tmux
+def test_dashboard_in_tmux_holds_order_while_selected() -> None:
+    address, port = own_loopback()
+    command = (
+        f"{sys.executable} -m tcpwatch live lo -f 'host {address}' --duration 90;"
+        " echo EXIT=$?; sleep 60"
+    )
+    tmux = Tmux(command, 80, 24)
+    stop = threading.Event()
+    traffic = threading.Thread(target=trickle, args=(address, port, 12, stop))
+    try:
+        tmux.wait_for("waiting for TCP connections")
+        traffic.start()
+        tmux.wait_for("rows 1-8 of 12")
+        tmux.keys("j")
+        screen = tmux.wait_for("order held")
+        listed = listed_numbers(screen)
+        assert len(listed) == 8
+        # A second and a half of traffic later the rows are as they were.
+        time.sleep(1.5)
+        screen = tmux.screen()
+        assert listed_numbers(screen) == listed
+        assert "rows 1-8 of 12 · order held" in screen
+
+        tmux.keys("Home")
+        tmux.wait_for(f"╭─ #{listed[0]} {address}:")
+        tmux.keys(*["j"] * 5)
+        screen = tmux.wait_for(f"╭─ #{listed[5]} {address}:")
+        assert listed_numbers(screen) == listed
+
+        tmux.keys("Escape")
+        screen = tmux.wait_for("rows 1-8 of 12", without="order held")
+        time.sleep(1.0)
+        # Following the newest again: the selection is the top row.
+        screen = tmux.screen()
+        assert selected_on_screen(screen) == listed_numbers(screen)[0]
+
+        tmux.keys("q")
+        tmux.wait_for("EXIT=0")
+    finally:
+        stop.set()
+        tmux.close()
+        if traffic.is_alive():
+            traffic.join(10)
+
+
+@pytest.mark.root
+@needs_root
+@needs_tmux
+def test_dashboard_in_tmux_shows_evicted() -> None:
+    address, port = own_loopback()
+    command = (
+        f"{sys.executable} -m tcpwatch live lo -f 'host {address} and tcp port "
+        f"{port}' --max-connections 5 --duration 60; echo EXIT=$?; sleep 60"
+    )
+    tmux = Tmux(command, 80, 34)  # room for all twelve rows
+    release = threading.Event()
+    traffic = threading.Thread(
+        target=hold_connections, args=(address, port, 12, release, 12)
+    )
+    try:
+        tmux.wait_for("waiting for TCP connections")
+        traffic.start()
+        screen = tmux.wait_for("rows 1-12 of 12")
+        screen = tmux.wait_for("evicted")
+        assert "closed OTH" not in screen
+        time.sleep(1.0)
+        screen = tmux.screen()
+        assert screen.count("evicted") == 7
+        assert "closed" not in screen
+        tmux.keys("q")
+        tmux.wait_for("EXIT=0")
+    finally:
+        release.set()
+        tmux.close()
+        if traffic.is_alive():
+            traffic.join(10)

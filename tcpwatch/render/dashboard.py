@@ -133,6 +133,8 @@ class Dashboard:
         decoded: the batches carry ``Segment`` records instead of frames.
         hint: the footer line, which names the keys that work. A driver
             that reads keys of its own sets the attribute as they change.
+        extra_help: the driver's own keys, listed before the dashboard's
+            after ? or h.
 
     Use ``run(batches)`` to feed and draw until the source ends, ``stop()``
     is called, or q is pressed. ``view()`` returns one frame of the screen as a
@@ -151,6 +153,7 @@ class Dashboard:
         keys: bool = True,
         decoded: bool = False,
         hint: str = KEY_HINT,
+        extra_help: tuple[str, ...] = (),
     ) -> None:
         self.tracker = tracker
         self.status = status
@@ -163,6 +166,7 @@ class Dashboard:
         self.clock = clock
         self.keys = keys
         self.hint = hint
+        self.extra_help = extra_help
         self.feed = FrameFeed(
             tracker, status, self._finished, clock=clock, decoded=decoded
         )
@@ -340,7 +344,7 @@ class Dashboard:
                 self.console.size = (size.columns, size.lines)
         height = self.console.size.height
         width = self.console.size.width
-        footer = footer_lines(self.hint, self.show_help, width)
+        footer = footer_lines(self.hint, self.show_help, width, self.extra_help)
         # The table's column names and the rule under them take two lines.
         page = max(1, table_height(width, height, len(footer)) - 2)
         with self.lock:
@@ -349,7 +353,9 @@ class Dashboard:
             active = list(self.tracker.active())
             conns, past = self._ordered(active)
             with self._selection_lock:
+                conns = self._hold_order(conns)
                 index, top = self._place(conns, page)
+                order_held = self.selected is not None
                 timeline_top = self.timeline_top
                 notice = self._notice
                 if time.monotonic() >= self._notice_until:
@@ -360,6 +366,8 @@ class Dashboard:
             timeline = _copy_connection(chosen) if chosen is not None else None
             header = self._header(active, now)
         caption = window_caption(top, len(window), len(conns))
+        if order_held and caption:
+            caption += " · order held"
         if notice:
             caption = f"{notice} · {caption}"
         view = DashboardView(
@@ -373,6 +381,24 @@ class Dashboard:
         )
         self._last_view = view
         return view
+
+    def _hold_order(self, conns: list[Connection]) -> list[Connection]:
+        """Return ``conns`` in the last frame's order while a row is selected.
+
+        Called with the selection lock held. Rows that were listed keep their
+        order, so that the keys land where the user sees them. Connections
+        new since the last frame go above them, in activity order. The
+        window's top moves down with the selected row, so the rows in view
+        stay put. Following the newest (nothing selected), or when the
+        selected connection is gone, the rows are in activity order.
+        """
+        if self.selected is None or _index_of(conns, self._selected_conn) is None:
+            return conns
+        present = {id(conn) for conn in conns}
+        listed = [conn for conn in self._order if id(conn) in present]
+        listed_ids = {id(conn) for conn in listed}
+        new = [conn for conn in conns if id(conn) not in listed_ids]
+        return new + listed
 
     def _place(self, conns: list[Connection], page: int) -> tuple[int, int]:
         """Return the selected row's index and the window's first row.
@@ -533,6 +559,7 @@ def _row(conn: Connection, now: float, past: bool = False) -> Row:
         handshake=handshake,
         rtt=rtt,
         retransmissions=retransmissions,
+        evicted=conn.end_reason == "evicted",
     )
 
 

@@ -51,6 +51,8 @@ class Row:
     rtt: float | None
     """SYN to SYN-ACK time, or SYN to RST time for a rejected attempt."""
     retransmissions: int
+    evicted: bool = False
+    """Dropped by the tracker's connection limit, not closed by the peers."""
 
 
 # Optional columns in the order they are left out when the endpoints need room.
@@ -87,18 +89,25 @@ class RowTable:
 
         width = options.max_width
         cells = [self._cells(row, width >= ALL_COLUMNS_FROM) for row in shown]
-        names = choose_columns(list(cells[0]), _column_widths(cells), width)
+        widths = _column_widths(cells)
+        names = choose_columns(list(cells[0]), widths, width)
+        # When every column fits at its widest cell, the table keeps those
+        # widths, so that blank space is left at its right and not inside
+        # the client → server column. Otherwise that column takes what the
+        # others leave, and its endpoints are shortened to fit.
+        fits = _needed_width(names, widths) <= width
         table = Table(
             box=box.SIMPLE_HEAD,
             header_style="bold",
             pad_edge=False,
             padding=(0, 1, 0, 0),
-            expand=True,
+            expand=not fits,
             show_edge=False,
         )
         for name in names:
             if name == "client → server":
-                table.add_column(name, no_wrap=True, ratio=1, min_width=16)
+                ratio = None if fits else 1
+                table.add_column(name, no_wrap=True, ratio=ratio, min_width=16)
             else:
                 justify: Any = "right" if name in _RIGHT else "left"
                 style = "dim" if name == "#" else ""
@@ -112,14 +121,19 @@ class RowTable:
 
         lines = console.render_lines(table, options.update(height=None), pad=False)
         if len(lines) > 1:
-            lines[1] = _caption_rule(console, self.caption, width)
+            # The rule spans the table, or more where the caption needs it.
+            table_width = Segment.get_line_length(lines[0])
+            rule_width = max(table_width, cell_len(self.caption) + 4)
+            lines[1] = _caption_rule(console, self.caption, min(width, rule_width))
         yield _Lines(lines)
 
     @staticmethod
     def _cells(row: Row, times: bool) -> dict[str, Any]:
         """Return the row's cells by column name, in the order of the columns."""
         phase = Text(row.phase.value, style=PHASE_STYLES[row.phase.value])
-        if row.finished or row.phase == Phase.CLOSED:
+        if row.evicted:
+            phase = Text("evicted", style="yellow")
+        elif row.finished or row.phase == Phase.CLOSED:
             phase = Text(
                 f"closed {row.state}",
                 style=CONN_STATE_STYLES.get(row.state, "dim"),
@@ -152,6 +166,11 @@ def _column_widths(cells: list[dict[str, Any]]) -> dict[str, int]:
     return widths
 
 
+def _needed_width(names: list[str], widths: dict[str, int]) -> int:
+    """Return the cells a table of ``names`` columns needs at ``widths``."""
+    return sum(widths[name] for name in names) + _COLUMN_GAP * (len(names) - 1)
+
+
 def choose_columns(names: list[str], widths: dict[str, int], width: int) -> list[str]:
     """Return ``names`` without the optional columns that do not fit ``width``.
 
@@ -160,8 +179,7 @@ def choose_columns(names: list[str], widths: dict[str, int], width: int) -> list
     """
     kept = list(names)
     for name in _DROP_ORDER:
-        needed = sum(widths[kept_name] for kept_name in kept)
-        if needed + _COLUMN_GAP * (len(kept) - 1) <= width:
+        if _needed_width(kept, widths) <= width:
             break
         if name in kept:
             kept.remove(name)

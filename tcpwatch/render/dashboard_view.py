@@ -33,15 +33,22 @@ KEY_HELP = (
 """Every key of a live dashboard, shown in the footer after ? or h."""
 
 HEADER_LINES = 3
+TABLE_GAP = 2
+"""Blank columns between the table and the timeline beside it."""
 FOOTER_LINES = 1
 
 
-def footer_lines(hint: str, show_help: bool, width: int) -> list[str]:
-    """Return the footer: ``hint``, or with ``show_help`` every key, wrapped."""
+def footer_lines(
+    hint: str, show_help: bool, width: int, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the footer: ``hint``, or with ``show_help`` every key, wrapped.
+
+    ``extra`` lists a driver's own keys, before the dashboard's.
+    """
     if not show_help:
         return [hint]
     lines: list[str] = []
-    for entry in KEY_HELP:
+    for entry in (*extra, *KEY_HELP):
         if lines and len(lines[-1]) + len(" · ") + len(entry) <= width:
             lines[-1] += " · " + entry
         else:
@@ -183,8 +190,10 @@ class DashboardView:
             Layout(footer, name="footer", size=len(self.footer)),
         )
         if width >= WIDE_FROM:
+            # A blank column keeps the table's last column off the panel's border.
             layout["body"].split_row(
                 Layout(self.table, name="table", ratio=3),
+                Layout(Text(" "), name="gap", size=TABLE_GAP),
                 Layout(self.panel, name="timeline", ratio=2, minimum_size=60),
             )
         else:
