@@ -172,10 +172,25 @@ def test_paced_step_holds_clock_at_segment():
 
 
 def test_step_keys_counted():
-    assert count_keys(b"   ") == (3, False)
-    assert count_keys(b"\x1b[C\n") == (2, False)
-    assert count_keys(b" q ") == (1, True)
-    assert count_keys(b"x") == (0, False)
+    assert count_keys(b"   ") == (3, False, [])
+    assert count_keys(b"\x1b[C\n") == (2, False, [])
+    assert count_keys(b"\x1bOCn\r") == (3, False, [])
+    assert count_keys(b" q ") == (1, True, [])
+    assert count_keys(b"x") == (0, False, [b"x"])
+
+
+def test_step_keys_pass_on_dashboard_keys() -> None:
+    typed = count_keys(b"j \x1b[A\x1b?\x1b[C[")
+    assert typed.steps == 2
+    assert not typed.quit_requested
+    assert typed.others == [b"j", b"\x1b[A", b"\x1b", b"?", b"["]
+
+
+def test_step_keys_stop_at_quit() -> None:
+    typed = count_keys(b"jq k")
+    assert typed.quit_requested
+    assert typed.others == [b"j"]
+    assert typed.steps == 0
 
 
 # -- same records as read ------------------------------------------------------------
@@ -372,7 +387,7 @@ def test_replay_step_waits_after_last_segment():
     terminal = Terminal(tcpwatch_command("replay", str(path), "--step"))
     try:
         screen = terminal.wait_for("(step)")
-        assert "Space/Enter/→ next segment · q quit" in screen
+        assert "Space/Enter/→ next segment · ↑/↓ j/k select · ? keys · q quit" in screen
         terminal.keys("Space")
         terminal.wait_for("packets 1 ")
         terminal.keys("Space")
@@ -441,5 +456,50 @@ def test_replay_timeline_scrolls_in_terminal(zero_window_capture: Path):
         terminal.wait_for("[/] or Shift+↑/↓: scroll the timeline")
         terminal.keys("q")
         terminal.wait_for("replay stopped after")
+    finally:
+        terminal.close()
+
+
+@needs_tmux
+def test_replay_step_mode_keys_in_terminal() -> None:
+    path = CAPTURES / "mixed.pcap"
+    terminal = Terminal(tcpwatch_command("replay", str(path), "--step"), 80, 24)
+    try:
+        screen = terminal.wait_for("(step)")
+        assert "j/k select" in screen
+        terminal.keys(*["Space"] * 40)
+        screen = terminal.wait_for("packets 40 ")
+        rows = [
+            int(line.split()[0])
+            for line in screen.splitlines()
+            if line.split() and line.split()[0].isdigit()
+        ]
+        assert len(rows) >= 2, screen
+        terminal.wait_for(f"╭─ #{rows[0]} ")
+        # j selects the second row, and the order is held while it is selected.
+        terminal.keys("j")
+        screen = terminal.wait_for(f"╭─ #{rows[1]} ")
+        assert "order held" in screen
+        terminal.keys("Space")
+        screen = terminal.wait_for("packets 41 ")
+        assert f"╭─ #{rows[1]} " in screen
+        terminal.keys("End")
+        terminal.wait_for(f"╭─ #{min(rows)} ")
+        terminal.keys("?")
+        screen = terminal.wait_for("Space/Enter/n/→: the next segment")
+        assert "Esc: follow the newest connection" in screen
+        terminal.keys("?")
+        terminal.wait_for("? keys · q quit")
+        terminal.keys("Escape")
+        deadline = time.monotonic() + 15
+        while "order held" in terminal.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        screen = terminal.screen()
+        assert "order held" not in screen
+        # Following the newest again: the top row, in activity order.
+        top = next(line for line in screen.splitlines() if line[:1].isdigit())
+        terminal.wait_for(f"╭─ #{top.split()[0]} ")
+        terminal.keys("q")
+        terminal.wait_for("replay stopped after 41 TCP segments")
     finally:
         terminal.close()

@@ -6,7 +6,7 @@ import select
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, NamedTuple, cast
 
 import typer
 
@@ -37,8 +37,9 @@ Step = Annotated[
     typer.Option(
         "--step",
         help="Advance one segment per key press: Space, Enter, n or the right "
-        "arrow; q stops. After the last segment, one more of these keys ends "
-        "the replay.",
+        "arrow; q stops. The dashboard's selection, scroll and help keys work "
+        "as without --step. After the last segment, one more of the step keys "
+        "ends the replay.",
     ),
 ]
 Format = Annotated[
@@ -62,10 +63,13 @@ IdleTimeout = Annotated[
 FORMATS = ("table", "json", "csv", "zeek")
 STEP_KEYS = (b" ", b"\n", b"\r", b"n")
 """Keys that release the next segment in step mode, with the right arrow."""
-RIGHT_ARROW = b"\x1b[C"
+RIGHT_ARROWS = (b"\x1b[C", b"\x1bOC")
+"""The right arrow in normal and in application cursor key mode."""
 QUIT_KEYS = (b"q", b"Q")
-STEP_HINT = "Space/Enter/→ next segment · q quit"
+STEP_HINT = "Space/Enter/→ next segment · ↑/↓ j/k select · ? keys · q quit"
 """The dashboard's footer in step mode."""
+STEP_HELP = "Space/Enter/n/→: the next segment"
+"""The step keys' line among every key, shown after ? or h in step mode."""
 END_HINT = "end of capture · Space/Enter/→ or q to finish"
 """The footer once the last segment of a step-mode replay is shown."""
 
@@ -87,7 +91,7 @@ def replay(
     Home/End (or g/G) move the selection a page or to the first or last row,
     [ and ] (or Shift+Up/Down) scroll the timeline, Esc follows the newest
     again, ? or h lists the keys, q stops. With --step: Space, Enter, n or
-    Right shows the next segment, and q stops.
+    Right shows the next segment, and the other keys work as above.
     """
     try:
         status = _replay(
@@ -219,9 +223,10 @@ def _run_dashboard(
         keys=not step,
         decoded=True,
         hint=STEP_HINT if step else KEY_HINT,
+        extra_help=(STEP_HELP,) if step else (),
     )
     status.decode = source.decoder.stats
-    stepper = _StepKeys(dashboard.feed.stop) if step else None
+    stepper = _StepKeys(dashboard) if step else None
     batches = paced(
         segments,
         clock,
@@ -287,10 +292,15 @@ def _report(source: Any, connections: int, replayed: int) -> int:
 
 
 class _StepKeys:
-    """Wait for a key press before each segment, with the terminal in cbreak mode."""
+    """Wait for a key press before each segment, with the terminal in cbreak mode.
 
-    def __init__(self, stop: Any) -> None:
-        self.stop = stop
+    The dashboard reads no keys itself in step mode, so keys other than the
+    step keys and q are passed on to it here.
+    """
+
+    def __init__(self, dashboard: Any) -> None:
+        self.dashboard = dashboard
+        self.stop = dashboard.feed.stop
         self.fd = sys.stdin.fileno()
         self._saved: Any = None
         self._pending = 0
@@ -326,27 +336,43 @@ class _StepKeys:
             ready, _, _ = select.select([self.fd], [], [], 0.2)
             if not ready:
                 continue
-            steps, quit_requested = count_keys(os.read(self.fd, 64))
-            if quit_requested:
+            typed = count_keys(os.read(self.fd, 64))
+            self._pass_on(typed.others)
+            if typed.quit_requested:
                 self.stop.set()
                 return False
-            self._pending += steps
+            self._pending += typed.steps
         return False
 
+    def _pass_on(self, keys: list[bytes]) -> None:
+        from tcpwatch.render.dashboard_keys import press_keys
 
-def count_keys(typed: bytes) -> tuple[int, bool]:
-    """Return the step keys in ``typed`` and whether q was among them."""
+        for key in keys:
+            press_keys(self.dashboard, key)
+
+
+class StepInput(NamedTuple):
+    """The keys of one read from the terminal in step mode."""
+
+    steps: int
+    """Step keys: each releases one segment."""
+    quit_requested: bool
+    """Whether q was typed. Keys after it are left out."""
+    others: list[bytes]
+    """Every other key, in the order typed, for the dashboard."""
+
+
+def count_keys(typed: bytes) -> StepInput:
+    """Count the step keys in ``typed``, and collect the dashboard's keys."""
+    from tcpwatch.render.dashboard_keys import split_keys
+
     steps = 0
-    index = 0
-    while index < len(typed):
-        if typed.startswith(RIGHT_ARROW, index):
-            steps += 1
-            index += len(RIGHT_ARROW)
-            continue
-        key = typed[index : index + 1]
+    others: list[bytes] = []
+    for key in split_keys(typed):
         if key in QUIT_KEYS:
-            return steps, True
-        if key in STEP_KEYS:
+            return StepInput(steps, True, others)
+        if key in STEP_KEYS or key in RIGHT_ARROWS:
             steps += 1
-        index += 1
-    return steps, False
+        else:
+            others.append(key)
+    return StepInput(steps, False, others)
