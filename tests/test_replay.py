@@ -503,3 +503,25 @@ def test_replay_step_mode_keys_in_terminal() -> None:
         terminal.wait_for("replay stopped after 41 TCP segments")
     finally:
         terminal.close()
+
+
+def test_replay_filter_matches_read_filter() -> None:
+    path = str(CAPTURES / "mixed.pcap")
+    common = [path, "-F", "json", "-f", "port 54185"]
+    read = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "read", *common],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    replay = subprocess.run(
+        [sys.executable, "-m", "tcpwatch", "replay", *common, "--speed", "1e9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert len(read.stdout.splitlines()) == 3
+    assert replay.stdout == read.stdout
+    assert replay.stderr.splitlines()[-1] == read.stderr.splitlines()[-1]

@@ -15,11 +15,15 @@ the records of a replay must equal those of a read.
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from tcpwatch.capture.decoder import Decoder
 from tcpwatch.capture.pcapfile import MergedCapture
-from tcpwatch.capture.segment import Segment
+from tcpwatch.capture.segment import Frame, Segment
 from tcpwatch.flow.reorder import ReorderBuffer
+
+if TYPE_CHECKING:
+    from tcpwatch.capture.bpf import FrameFilter
 
 MAX_BATCH = 256
 """Most segments released in one batch when many are due at once."""
@@ -129,15 +133,26 @@ class ReplaySource:
     once the iteration has yielded the last segment and asked for more.
     """
 
-    def __init__(self, paths: Sequence[str], *, validate_checksums: bool = False):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        validate_checksums: bool = False,
+        frame_filter: "FrameFilter | None" = None,
+    ):
         self.paths = list(paths)
         self.decoder = Decoder(validate_checksums=validate_checksums)
         self.capture = MergedCapture(self.paths, on_error=lambda error: None)
         self.reorder = ReorderBuffer()
+        self.frame_filter = frame_filter
+        """Keeps only the frames its pcap-filter expression accepts."""
         self.complete = False
 
     def __iter__(self) -> Iterator[Segment]:
-        segments = self.decoder.segments(self.capture)
+        frames: Iterable[Frame] = self.capture
+        if self.frame_filter is not None:
+            frames = self.frame_filter.frames(frames)
+        segments = self.decoder.segments(frames)
         try:
             yield from self.reorder.ordered(segments)
             self.complete = True

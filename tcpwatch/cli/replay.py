@@ -11,6 +11,7 @@ from typing import Annotated, Any, NamedTuple, cast
 import typer
 
 from tcpwatch.cli.live import LiveFormat
+from tcpwatch.cli.read import ReadFilter
 from tcpwatch.errors import TcpwatchError, UsageError
 
 Files = Annotated[
@@ -84,6 +85,7 @@ def replay(
     step: Step = False,
     output_format: Format = LiveFormat.table,
     idle_timeout: IdleTimeout = 300.0,
+    bpf_filter: ReadFilter = "",
 ) -> None:
     """Play capture files into the live dashboard at their recorded pace.
 
@@ -100,6 +102,7 @@ def replay(
             step,
             output_format.value,
             idle_timeout,
+            bpf_filter,
         )
     except TcpwatchError as error:
         print(f"tcpwatch: error: {error}", file=sys.stderr)
@@ -113,6 +116,7 @@ def _replay(
     step: bool,
     output_format: str,
     idle_timeout: float,
+    bpf_filter: str = "",
 ) -> int:
     from tcpwatch.capture.replay import ReplayClock, ReplaySource
     from tcpwatch.flow.tracker import FlowTracker
@@ -127,7 +131,12 @@ def _replay(
             "--step needs a terminal for the dashboard and for key presses; "
             "run it in a terminal without --format or redirection"
         )
-    source = ReplaySource(paths)
+    frame_filter = None
+    if bpf_filter:
+        from tcpwatch.capture.bpf import FrameFilter
+
+        frame_filter = FrameFilter(bpf_filter)  # a bad one fails up front
+    source = ReplaySource(paths, frame_filter=frame_filter)
     clock = ReplayClock(speed)
     tracker = FlowTracker(idle_timeout=idle_timeout, keep_segments=dashboard)
     if dashboard:
@@ -277,6 +286,11 @@ def _report(source: Any, connections: int, replayed: int) -> int:
         summary = f"{connections:,} {noun}; {source.decoder.stats.summary()}"
         if source.reorder.reordered:
             summary += f"; {source.reorder.reordered:,} segments out of timestamp order"
+        if source.frame_filter is not None and source.frame_filter.rejected:
+            summary += (
+                f"; {source.frame_filter.rejected:,} more left out by the filter "
+                f"{source.frame_filter.expression!r}"
+            )
     else:
         summary = (
             f"{connections:,} {noun}; replay stopped after {replayed:,} "
