@@ -349,18 +349,30 @@ def test_read_output_closed_early_is_not_a_broken_capture(tmp_path: Path) -> Non
         assert b"Traceback" not in errors
 
 
-@pytest.mark.root
-def test_read_unreadable_file_gets_tcpwatch_error(tmp_path: Path) -> None:
+def nobody_prefix() -> list[str]:
+    """Return the command prefix that runs a program as user nobody.
+
+    Skips the test without root, without setpriv, or when nobody cannot read
+    this checkout and its virtualenv.
+    """
     import os
     import shutil
 
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to read as another user")
+        pytest.skip("needs root and setpriv to run as another user")
     as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
     probe = subprocess.run([*as_nobody, sys.executable, "-c", "import tcpwatch"])
     if probe.returncode != 0:
         pytest.skip("user nobody cannot read this checkout or its virtualenv")
+    return as_nobody
+
+
+@pytest.mark.root
+def test_read_unreadable_file_gets_tcpwatch_error(tmp_path: Path) -> None:
+    import shutil
+
+    as_nobody = nobody_prefix()
     tmp_path.chmod(0o755)
     capture = tmp_path / "closed.pcap"
     shutil.copy(MIXED, capture)
@@ -401,16 +413,7 @@ def test_read_filter_with_brackets_quoted_literally() -> None:
 
 @pytest.mark.root
 def test_read_svg_behind_closed_directory_is_a_usage_error(tmp_path: Path) -> None:
-    import os
-    import shutil
-
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to write as another user")
-    as_nobody = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    probe = subprocess.run([*as_nobody, sys.executable, "-c", "import tcpwatch"])
-    if probe.returncode != 0:
-        pytest.skip("user nobody cannot read this checkout or its virtualenv")
+    as_nobody = nobody_prefix()
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     tmp_path.chmod(0o755)
