@@ -320,7 +320,7 @@ def test_timeline_filter_invalid_expression() -> None:
     assert done.stdout == ""
 
 
-def test_read_output_closed_early_is_not_a_broken_capture(tmp_path: Path) -> None:
+def test_read_closed_pipe_exit_status(tmp_path: Path) -> None:
     # `tcpwatch read FILE -F json | head -1`: the reader leaves after one line.
     # Status 1 means a damaged capture; a closed pipe gets SIGPIPE's 141.
     capture = tmp_path / "many.pcap"
@@ -412,7 +412,7 @@ def test_read_filter_with_brackets_quoted_literally() -> None:
 
 
 @pytest.mark.root
-def test_read_svg_behind_closed_directory_is_a_usage_error(tmp_path: Path) -> None:
+def test_read_svg_unreachable_directory(tmp_path: Path) -> None:
     as_nobody = nobody_prefix()
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)

@@ -709,7 +709,7 @@ def test_live_drops_root_before_writing(shared_directory: Path, how: str) -> Non
     assert len(json_records(stdout)) == 1
 
 
-def test_live_write_path_closed_to_the_dropped_user_names_it(tmp_path: Path) -> None:
+def test_live_write_error_names_user(tmp_path: Path) -> None:
     own = Loopback()  # its filter only; no traffic is needed
     private = tmp_path / "root-only"
     private.mkdir(mode=0o700)

@@ -55,8 +55,8 @@ class TsharkLiveSource:
     dumpcap captures and writes a pcap stream. A thread copies the stream to
     the ``write`` file, if any, and into a pipe that tshark reads through
     pyshark, so the saved file contains exactly the packets analysed. pyshark
-    runs in a thread of its own and hands segments over through a queue; a
-    frame without a TCP segment is handed over as None, so that packet counts
+    runs in a thread of its own and passes segments on through a queue. A
+    frame without a TCP segment is passed on as None, so that packet counts
     stay right. Stopping ends dumpcap; the end of its stream then ends the
     file, tshark and the batches in turn.
 

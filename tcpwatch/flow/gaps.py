@@ -13,7 +13,7 @@ from tcpwatch.flow.zeek import scaled_history
 
 
 def ack_received(conn: Connection, endpoint: Endpoint, rel_ack: int) -> None:
-    """The peer acknowledged ``endpoint``'s data up to ``rel_ack``.
+    """Record that the peer acknowledged ``endpoint``'s data up to ``rel_ack``.
 
     Models Zeek's reassembler: acknowledged bytes that were never seen are
     a content gap (history G, ``missed_bytes``), counted only while both

@@ -1,9 +1,9 @@
 """Keys for the live dashboard, read from its terminal in a thread.
 
-The arrow keys or j and k move the selection, PgUp, PgDn, Home and End (or
-g and G) move it further, [ and ] (or Shift with the up and down arrows)
-scroll the timeline, Escape follows the most recent connection again, ? or h
-shows every key, and q stops the dashboard.
+The arrow keys or j and k move the selection. PgUp, PgDn, Home and End (or
+g and G) move it a page or to either end. [ and ] (or Shift with the up and
+down arrows) scroll the timeline. Escape follows the most recent connection
+again, ? or h shows every key, and q stops the dashboard.
 """
 
 import os
@@ -49,7 +49,7 @@ KEY_ACTIONS: dict[bytes, Callable[["Dashboard"], None]] = {
     b"q": lambda dashboard: dashboard.stop(),
     b"Q": lambda dashboard: dashboard.stop(),
 }
-"""What each key does, by the bytes the terminal sends for it."""
+"""The action of each key, by the bytes the terminal sends for it."""
 
 
 def split_keys(typed: bytes) -> list[bytes]:
